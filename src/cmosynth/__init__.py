@@ -1,0 +1,8 @@
+"""cmosynth: reproducible realist evidence synthesis for health services research."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cmosynth")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,3 @@
+from cmosynth.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Command line: a thin layer over the stage modules.
+
+Every command turns arguments into one call of a stage function. Errors caused by
+input (CmosynthError) print one line and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cmosynth import __version__
+from cmosynth.console import setup_logging
+from cmosynth.errors import CmosynthError
+
+EXIT_INPUT_ERROR = 2
+
+
+# --- search --------------------------------------------------------------------------
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="search PubMed for a topic (one dated run)",
+                       description="Run the topic's PubMed search over an Entrez-date window "
+                       "and store raw responses, records.jsonl and search_log.json.")
+    p.add_argument("topic", type=Path, help="topic file (config/topics/<name>.yaml)")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="output folder (default: outputs)")
+    p.add_argument("--until", default=None,
+                   help="last Entrez date of the window, YYYY-MM-DD (default: today)")
+    p.set_defaults(run=_run_search)
+
+
+def _run_search(args) -> int:
+    from cmosynth.config import load_topic, parse_date
+    from cmosynth.pubmed.run import search_topic
+
+    topic = load_topic(args.topic)
+    search_topic(topic, outputs=args.outputs, until=parse_date(args.until, "--until"))
+    return 0
+
+
+# --- dedup ---------------------------------------------------------------------------
+def _add_dedup(sub) -> None:
+    p = sub.add_parser("dedup", help="import and deduplicate records (link, never delete)",
+                       description="Read records in any supported format, link duplicates "
+                       "and write every input record with record_id, source_id, duplicate_of.")
+    p.add_argument("inputs", nargs="+", type=Path,
+                   help="RIS, .nbib/MEDLINE text, BibTeX, CSV, EndNote XML, PubMed XML or JSONL")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output JSONL")
+    p.add_argument("--review-pairs", type=Path, default=None,
+                   help="CSV of uncertain pairs for a reviewer to decide")
+    p.add_argument("--overrides", type=Path, default=None,
+                   help="reviewer CSV of pair decisions (duplicates / not_duplicates)")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="an earlier deduplicated JSONL whose decisions are kept (incremental)")
+    p.set_defaults(run=_run_dedup)
+
+
+def _run_dedup(args) -> int:
+    from cmosynth.dedup import dedup_files
+
+    dedup_files(args.inputs, args.output, review_pairs=args.review_pairs,
+                overrides=args.overrides, previous=args.previous)
+    return 0
+
+
+# --- screen --------------------------------------------------------------------------
+def _add_screen(sub) -> None:
+    p = sub.add_parser("screen", help="screen a topic's deduplicated records "
+                       "(or: cmosynth screen simulate ...)",
+                       description="Apply the topic's criteria rules, rank records by "
+                       "active learning, read reviewer decisions and write screen/.")
+    p.add_argument("topic", type=Path, help="topic file")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="output folder (default: outputs)")
+    p.set_defaults(run=_run_screen)
+
+
+def _run_screen(args) -> int:
+    from cmosynth.config import load_topic
+    from cmosynth.screen import screen_topic
+
+    screen_topic(load_topic(args.topic), outputs=args.outputs)
+    return 0
+
+
+def _add_screen_simulate(sub) -> None:
+    p = sub.add_parser("screen-simulate", prog="cmosynth screen simulate",
+                       help="replay a labelled dataset as ASReview's simulation mode does",
+                       description="Start from the prior rows, then always screen the "
+                       "top-ranked unlabelled record, retrain, reveal its label.")
+    p.add_argument("data", type=Path, help="CSV with title, abstract and a label column")
+    p.add_argument("--label-column", required=True, help="column holding 1/0 labels")
+    p.add_argument("--prior-idx", type=int, nargs="+", default=None,
+                   help="0-based rows known at the start (default: one included and one "
+                        "excluded row drawn with the seed)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--model", default=None, help="ranking model (default: the shipped best)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output CSV in screening order")
+    p.set_defaults(run=_run_screen_simulate)
+
+
+def _run_screen_simulate(args) -> int:
+    from cmosynth.screen import simulate_file
+
+    simulate_file(args.data, label_column=args.label_column, prior_idx=args.prior_idx,
+                  seed=args.seed, model=args.model, output=args.output)
+    return 0
+
+
+# --- extract -------------------------------------------------------------------------
+def _add_extract(sub) -> None:
+    p = sub.add_parser("extract", help="extract CMO configurations with verbatim quotes",
+                       description="Extract context-mechanism-outcome configurations from "
+                       "records (JSONL) against a codebook.")
+    p.add_argument("input", type=Path, help="records JSONL (e.g. screen/included.jsonl)")
+    p.add_argument("--codebook", type=Path, default=None,
+                   help="codebook YAML (default: the default topic's)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="CMO table CSV")
+    p.add_argument("--full-text", type=Path, default=None,
+                   help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
+    p.set_defaults(run=_run_extract)
+
+
+def _run_extract(args) -> int:
+    from cmosynth.extract import extract_file
+
+    extract_file(args.input, output=args.output, codebook=args.codebook,
+                 full_text_dir=args.full_text)
+    return 0
+
+
+# --- synthesize ----------------------------------------------------------------------
+def _add_synthesize(sub) -> None:
+    p = sub.add_parser("synthesize", help="synthesise CMOCs against programme theories",
+                       description="Group CMOCs by theory and concept triple and judge each "
+                       "programme theory; writes cmoc_summary.csv, matrix.csv and "
+                       "programme_theories.md.")
+    p.add_argument("cmo", type=Path, help="CMO table CSV from `cmosynth extract`")
+    p.add_argument("--records", type=Path, required=True, help="records JSONL the CMOCs came from")
+    p.add_argument("--codebook", type=Path, default=None,
+                   help="codebook YAML (default: the default topic's)")
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="synthesis folder")
+    p.set_defaults(run=_run_synthesize)
+
+
+def _run_synthesize(args) -> int:
+    from cmosynth.synthesis import synthesize_files
+
+    synthesize_files(args.cmo, records=args.records, codebook=args.codebook,
+                     output_dir=args.output_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cmosynth", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cmosynth {__version__}")
+    parser.add_argument("--log", type=Path, default=None, help="also append the log to this file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_search, _add_dedup, _add_screen, _add_screen_simulate, _add_extract,
+                _add_synthesize):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `cmosynth screen simulate ...` reads naturally; argparse cannot nest a subcommand
+    # under a command that also takes a positional, so route it to `screen-simulate`.
+    if "screen" in argv:
+        at = argv.index("screen")
+        if argv[at + 1:at + 2] == ["simulate"]:
+            argv[at:at + 2] = ["screen-simulate"]
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log, args.verbose)
+    try:
+        return args.run(args)
+    except CmosynthError as exc:
+        print(f"cmosynth: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("cmosynth: interrupted; completed work is kept and the next run resumes",
+              file=sys.stderr)
+        return 130

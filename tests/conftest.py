@@ -1,0 +1,36 @@
+"""Shared test fixtures. Real data from ../shared/data is read in place, never copied;
+tests that need it skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("CMOSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def shared_path(*parts: str) -> Path:
+    """Path inside ../shared/data; skips the calling test when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path} (set CMOSYNTH_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found: {SHARED_DATA} (set CMOSYNTH_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _no_real_ncbi(monkeypatch):
+    """No test may reach NCBI: point the client at an address that refuses connections
+    unless a test starts the local E-utilities server and sets NCBI_EUTILS_URL itself."""
+    monkeypatch.setenv("NCBI_EUTILS_URL", "http://127.0.0.1:9/entrez/eutils/")
+    monkeypatch.delenv("NCBI_API_KEY", raising=False)

@@ -1,0 +1,20 @@
+rule search_pubmed:
+    """One dated PubMed run per Entrez-date window; records.jsonl merges all runs."""
+    input:
+        topic=topic_file,
+    output:
+        records=f"{OUT}/{{topic}}/search/records.jsonl",
+    log:
+        f"{OUT}/{{topic}}/logs/search_pubmed.log",
+    benchmark:
+        f"{OUT}/{{topic}}/benchmarks/search_pubmed.tsv"
+    params:
+        outputs=outputs_root,
+        until=UNTIL,
+    resources:
+        ncbi=1,
+    conda:
+        "../envs/cmosynth.yaml"
+    shell:
+        "cmosynth search {input.topic} --outputs {params.outputs} --until {params.until} "
+        "2> {log}"
