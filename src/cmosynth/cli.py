@@ -39,6 +39,24 @@ def _run_search(args) -> int:
     return 0
 
 
+# --- convert -------------------------------------------------------------------------
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert records between formats (RIS, CSV, JSONL)",
+                       description="Read records in any supported format and write them as "
+                       "RIS, CSV (ASReview and Rayyan import it) or JSONL, by the output's "
+                       "extension.")
+    p.add_argument("inputs", nargs="+", type=Path, help="input files in any supported format")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .ris, .csv or .jsonl")
+    p.set_defaults(run=_run_convert)
+
+
+def _run_convert(args) -> int:
+    from cmosynth.imports import convert_files
+
+    convert_files(args.inputs, args.output)
+    return 0
+
+
 # --- dedup ---------------------------------------------------------------------------
 def _add_dedup(sub) -> None:
     p = sub.add_parser("dedup", help="import and deduplicate records (link, never delete)",
@@ -108,6 +126,23 @@ def _run_screen_simulate(args) -> int:
     return 0
 
 
+# --- fulltext ------------------------------------------------------------------------
+def _add_fulltext(sub) -> None:
+    p = sub.add_parser("fulltext", help="fetch open-access JATS full texts from PMC",
+                       description="For records with a PMC id, fetch the open-access full "
+                       "text (efetch db=pmc) and keep each response as <DIR>/PMC<id>.xml.")
+    p.add_argument("records", type=Path, help="records JSONL (e.g. screen/included.jsonl)")
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="full-text folder")
+    p.set_defaults(run=_run_fulltext)
+
+
+def _run_fulltext(args) -> int:
+    from cmosynth.extract.fulltext import fetch_full_texts
+
+    fetch_full_texts(args.records, output_dir=args.output_dir)
+    return 0
+
+
 # --- extract -------------------------------------------------------------------------
 def _add_extract(sub) -> None:
     p = sub.add_parser("extract", help="extract CMO configurations with verbatim quotes",
@@ -158,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", type=Path, default=None, help="also append the log to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_search, _add_dedup, _add_screen, _add_screen_simulate, _add_extract,
-                _add_synthesize):
+    for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
+                _add_fulltext, _add_extract, _add_synthesize):
         add(sub)
     return parser
 
