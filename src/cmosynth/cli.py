@@ -187,6 +187,25 @@ def _run_synthesize(args) -> int:
     return 0
 
 
+# --- report --------------------------------------------------------------------------
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="PRISMA 2020 flow, RAMESES-ordered HTML report, tables",
+                       description="Build report/ (index.html, prisma.svg, PRISMA.csv, "
+                       "review.xlsx, included.ris) from the files earlier stages wrote.")
+    p.add_argument("topic", type=Path, help="topic file")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="output folder (default: outputs)")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args) -> int:
+    from cmosynth.config import load_topic
+    from cmosynth.report import report_topic
+
+    report_topic(load_topic(args.topic), outputs=args.outputs)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmosynth", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cmosynth {__version__}")
@@ -194,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
-                _add_fulltext, _add_extract, _add_synthesize):
+                _add_fulltext, _add_extract, _add_synthesize, _add_report):
         add(sub)
     return parser
 

@@ -1,0 +1,182 @@
+"""The report stage: PRISMA 2020 flow (CSV and SVG), a RAMESES-ordered HTML report,
+a workbook of every table, and the included records as RIS.
+
+Everything is read from the files earlier stages wrote (their contracts), so the report
+can be rebuilt at any time without rerunning a stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from cmosynth import __version__
+from cmosynth.errors import InputError
+from cmosynth.files import atomic_write
+from cmosynth.records import read_records
+from cmosynth.report.flow_svg import render_flow_svg
+from cmosynth.report.prisma import PrismaCounts, prisma_counts, write_counts_json, write_prisma_csv
+from cmosynth.report.workbook import write_review_workbook
+
+log = logging.getLogger("cmosynth.report")
+
+REPORT_FILES = ("index.html", "prisma.svg", "PRISMA.csv", "prisma_counts.json", "review.xlsx",
+                "included.ris")
+
+
+def report_topic(topic: dict, outputs: Path) -> Path:
+    """Write every report file for `topic` under `<outputs>/<name>/report/`."""
+    topic_dir = Path(outputs) / topic["name"]
+    report_dir = topic_dir / "report"
+    counts = prisma_counts(topic_dir)
+    write_prisma_csv(counts, report_dir / "PRISMA.csv")
+    write_counts_json(counts, report_dir / "prisma_counts.json")
+    flow_svg = render_flow_svg(counts)
+    with atomic_write(report_dir / "prisma.svg") as handle:
+        handle.write(flow_svg)
+
+    included = list(read_records(topic_dir / "screen" / "included.jsonl"))
+    _write_included_ris(included, report_dir / "included.ris")
+    context = _report_context(topic, topic_dir, counts, included, flow_svg)
+    with atomic_write(report_dir / "index.html") as handle:
+        handle.write(_environment().get_template("index.html.j2").render(**context))
+    write_review_workbook(topic_dir, counts, report_dir / "review.xlsx")
+    log.info("report written to %s (%d included, %d CMOCs)", report_dir, counts.included,
+             context["n_cmocs"])
+    return report_dir
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("cmosynth.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["thousands"] = lambda n: f"{int(n or 0):,}"
+    return env
+
+
+def _write_included_ris(records: list[dict], path: Path) -> None:
+    from cmosynth.imports import write_records_file
+
+    write_records_file(path, records, format="ris")
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _search_runs(topic_dir: Path) -> list[dict]:
+    runs = []
+    for log_path in sorted((topic_dir / "search").glob("*/search_log.json")):
+        entry = json.loads(log_path.read_text("utf-8"))
+        window = entry.get("window") or {}
+        runs.append({
+            "name": log_path.parent.name,
+            "database": entry.get("database", "PubMed"),
+            "query": entry.get("query", ""),
+            "query_translation": entry.get("query_translation", ""),
+            "date_type": window.get("date_type", entry.get("date_type", "edat")),
+            "window": f"{window.get('mindate', '?')} to {window.get('maxdate', '?')}",
+            "count": entry.get("count", 0),
+            "retrieved": entry.get("records_retrieved", 0),
+            "slices": len(entry.get("slices") or []),
+            "run_at": entry.get("run_at", ""),
+            "version": entry.get("cmosynth_version", entry.get("version", "")),
+        })
+    return runs
+
+
+def _screen_summary(topic_dir: Path) -> dict:
+    path = topic_dir / "screen" / "summary.json"
+    summary = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    stopping = summary.get("stopping") or {}
+    stopping_text = stopping.get("statement") if isinstance(stopping, dict) else str(stopping)
+    agreement = summary.get("agreement") or {}
+    return {
+        "machine_made": bool(summary.get("machine_made")),
+        "machine_made_note": summary.get("machine_made_note", ""),
+        "model": (summary.get("model") or {}).get("name") if isinstance(summary.get("model"), dict)
+        else summary.get("model"),
+        "reviewers": summary.get("reviewers") or [],
+        "kappa": agreement.get("kappa") if isinstance(agreement, dict) else None,
+        "stopping": stopping_text,
+    }
+
+
+def _codebook(topic: dict) -> dict:
+    path = Path(topic["codebook"])
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text("utf-8")) or {}
+
+
+def _characteristics(included: list[dict]) -> dict:
+    years = sorted(r["year"] for r in included if r.get("year"))
+    designs = Counter(t for r in included for t in (r.get("publication_types") or []))
+    journals = Counter(r["journal"] for r in included if r.get("journal"))
+    return {
+        "years": f"{years[0]}-{years[-1]} (median {years[len(years) // 2]})" if years else "",
+        "designs": sorted(designs.items(), key=lambda kv: (-kv[1], kv[0]))[:12],
+        "journals": sorted(journals.items(), key=lambda kv: (-kv[1], kv[0]))[:10],
+    }
+
+
+def _theories(topic_dir: Path, codebook: dict, cmo_rows: list[dict],
+              records: dict[str, dict]) -> list[dict]:
+    statements = {t["id"]: t for t in codebook.get("theories") or []}
+    theories = []
+    for row in _read_csv(topic_dir / "synthesis" / "theory_status.csv"):
+        quotes = sorted((r for r in cmo_rows if r.get("theory_id") == row["theory_id"]),
+                        key=lambda r: (-float(r.get("confidence") or 0), r["cmoc_id"]))[:3]
+        theories.append({
+            **row,
+            "statement": statements.get(row["theory_id"], {}).get("statement", ""),
+            "quotes": [{"text": " … ".join(q[k] for k in ("context_quote", "mechanism_quote",
+                                                            "outcome_quote") if q.get(k)),
+                        "cite": _cite(records.get(q["record_id"]), q["record_id"])}
+                       for q in quotes],
+        })
+    return theories
+
+
+def _cite(record: dict | None, record_id: str) -> str:
+    if not record:
+        return record_id
+    first = (record.get("authors") or ["Anonymous"])[0].split(",")[0]
+    ident = f"PMID {record['pmid']}" if record.get("pmid") else (
+        f"doi:{record['doi']}" if record.get("doi") else record_id)
+    return f"{first} {record.get('year') or 'n.d.'}, {ident}"
+
+
+def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included: list[dict],
+                    flow_svg: str) -> dict:
+    codebook = _codebook(topic)
+    cmo_rows = _read_csv(topic_dir / "extract" / "cmo.csv")
+    records = {r["record_id"]: r for r in included}
+    theories = _theories(topic_dir, codebook, cmo_rows, records)
+    return {
+        "topic": topic, "version": __version__, "topic_file": topic.get("_path", ""),
+        "counts": counts, "flow_svg": flow_svg,
+        "search_runs": _search_runs(topic_dir),
+        "imports": [Path(p).name for p in topic["search"].get("imports", [])],
+        "screen": _screen_summary(topic_dir),
+        "codebook_path": topic["codebook"],
+        "codebook_sources": codebook.get("sources") or [],
+        "n_cmocs": len(cmo_rows),
+        "n_cmoc_records": len({r["record_id"] for r in cmo_rows}),
+        "extraction_methods": sorted({r["method"] for r in cmo_rows if r.get("method")}),
+        "characteristics": _characteristics(included),
+        "theories": theories,
+        "status_counts": dict(sorted(Counter(t["status"] for t in theories).items())),
+    }
+
+
+__all__ = ["REPORT_FILES", "InputError", "report_topic"]

@@ -1,0 +1,50 @@
+"""review.xlsx: every table of a review in one workbook, one sheet per table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from cmosynth.files import atomic_write
+from cmosynth.report.prisma import PrismaCounts, prisma_csv_rows
+
+# (sheet name, file under the topic folder); absent files are skipped.
+_TABLES = (
+    ("Screening", "screen/screening.csv"),
+    ("CMOCs", "extract/cmo.csv"),
+    ("CMOC summary", "synthesis/cmoc_summary.csv"),
+    ("Theories", "synthesis/theory_status.csv"),
+    ("Matrix", "synthesis/matrix.csv"),
+    ("Duplicate pairs to review", "dedup/pairs_to_review.csv"),
+)
+
+
+def _search_log_frame(topic_dir: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((topic_dir / "search").glob("*/search_log.json")):
+        entry = json.loads(path.read_text("utf-8"))
+        rows.append({"run": path.parent.name,
+                     **{k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                        for k, v in entry.items()}})
+    return pd.DataFrame(rows)
+
+
+def write_review_workbook(topic_dir: Path, counts: PrismaCounts, path: Path) -> None:
+    """Write the workbook atomically; columns are sized to their content for reading."""
+    sheets = {"PRISMA": pd.DataFrame(prisma_csv_rows(counts))[["data", "description", "n"]],
+              "Search log": _search_log_frame(topic_dir)}
+    for name, relative in _TABLES:
+        source = topic_dir / relative
+        if source.exists() and source.stat().st_size:
+            sheets[name] = pd.read_csv(source, dtype=str, keep_default_na=False)
+    with atomic_write(path, "wb") as handle:
+        with pd.ExcelWriter(handle, engine="openpyxl") as writer:
+            for name, frame in sheets.items():
+                frame.to_excel(writer, sheet_name=name, index=False)
+                sheet = writer.sheets[name]
+                sheet.freeze_panes = "A2"
+                for column in sheet.columns:
+                    width = max((len(str(c.value or "")) for c in column[:200]), default=8)
+                    sheet.column_dimensions[column[0].column_letter].width = min(max(width, 8), 60)

@@ -1,0 +1,26 @@
+rule report:
+    """PRISMA 2020 flow, RAMESES-ordered HTML report, workbook and RIS of included records."""
+    input:
+        topic=topic_file,
+        records=f"{OUT}/{{topic}}/dedup/records.jsonl",
+        screening=f"{OUT}/{{topic}}/screen/screening.csv",
+        included=f"{OUT}/{{topic}}/screen/included.jsonl",
+        cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
+        theories=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
+    output:
+        html=f"{OUT}/{{topic}}/report/index.html",
+        svg=f"{OUT}/{{topic}}/report/prisma.svg",
+        prisma=f"{OUT}/{{topic}}/report/PRISMA.csv",
+        counts=f"{OUT}/{{topic}}/report/prisma_counts.json",
+        workbook=f"{OUT}/{{topic}}/report/review.xlsx",
+        ris=f"{OUT}/{{topic}}/report/included.ris",
+    log:
+        f"{OUT}/{{topic}}/logs/report.log",
+    benchmark:
+        f"{OUT}/{{topic}}/benchmarks/report.tsv"
+    params:
+        outputs=outputs_root,
+    conda:
+        "../envs/cmosynth.yaml"
+    shell:
+        "cmosynth report {input.topic} --outputs {params.outputs} 2> {log}"
