@@ -141,9 +141,15 @@ def label_gap_expected(section: str | None, previous: str | None, inline_labels:
     return inline_labels and bool(section) and section != previous
 
 
+def letters(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).lower()
+
+
 def is_label(gap: str, section: str) -> bool:
-    """Text skipped between sentences may only be the structured label opening a section."""
-    return re.fullmatch(rf"(?i)(abstract)?{re.escape(squeeze(section))}[:.]?", gap) is not None
+    """Text skipped between sentences may only be the structured label opening a section
+    (a nested label such as "Lay abstract: What this paper adds?" may be partly inherited)."""
+    inner = letters(section.rpartition(": ")[2])
+    return letters(gap) in {letters(section), "abstract" + letters(section), inner} - {""}
 
 
 def coverage_problems(record: dict, abstract: str, labels: tuple[str | None, ...]) -> list[str]:
