@@ -1,0 +1,757 @@
+"""Realist synthesis: judge the codebook's programme theories against the extracted CMOCs.
+
+Input is the CMO table of `cmosynth extract` (one row per context-mechanism-outcome
+configuration, elements given as codebook concept ids), the records the CMOCs came from
+and the codebook. Output is what a realist reviewer reads and publishes (RAMESES item
+"synthesis"): configurations grouped by theory and concept triple with their strongest
+quotes, a mechanism-by-outcome matrix, and a judgement on each programme theory.
+
+Which CMOCs are evidence for a theory T. A CMOC counts for T when the extractor linked it
+to T (`theory_id`), when it names one of T's mechanisms, or when it names both a context
+and an outcome of T. A CMOC can so inform several theories. CMOCs that count for no
+theory are listed at the end as material for new theories.
+
+Signals a CMOC gives T (a CMOC may give several):
+- supporting: at least two of its elements (context, mechanism, outcome) name concepts T
+  names for that element, and it is not contrary;
+- refining: it names T's mechanism together with a context or outcome T does not name
+  (the new concepts are listed);
+- contrary: it names an outcome of negative polarity that T does not name while T
+  expects a positive outcome, or its outcome quote negates a positive outcome (one of
+  the topic's `synthesis.contrary_cues`: "did not", "no improvement", "failed to",
+  "barrier*", "tension*", "tokenis*", ...; matched case-insensitively on word
+  boundaries, a trailing * matching any word ending).
+
+Status of T, in this order of precedence (every signal is listed as well):
+1. `contested`: contrary evidence in at least one record, because contrary evidence is
+   what most needs a reviewer's reading and may overturn the theory;
+2. `refined`: its mechanism fires with contexts or outcomes it does not name, in at
+   least one record, because the theory's wording must then change;
+3. `supported`: supporting CMOCs in at least `synthesis.min_records` distinct records;
+4. `no evidence`: none of the above (fewer supporting records than needed is said so in
+   the reasons).
+
+Everything is sorted (theories in codebook order, records by id, ties in quotes broken by
+record id then CMOC id), so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cmosynth
+from cmosynth.config import load_schema, read_yaml, validate
+from cmosynth.errors import ConfigError, InputError
+from cmosynth.files import atomic_write
+from cmosynth.records import read_records
+
+log = logging.getLogger("cmosynth.synthesis")
+
+#: The CMO table contract (DESIGN.md); synthesis needs every one of these columns.
+CMO_COLUMNS: tuple[str, ...] = (
+    "cmoc_id", "record_id", "pmid", "doi", "theory_id", "context", "mechanism", "outcome",
+    "context_quote", "mechanism_quote", "outcome_quote", "section", "confidence", "method",
+)
+ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
+ROLE_PLURAL = {"context": "contexts", "mechanism": "mechanisms", "outcome": "outcomes"}
+
+SUPPORTED, REFINED, CONTESTED, NO_EVIDENCE = "supported", "refined", "contested", "no evidence"
+#: Status precedence when a theory has several signals (see the module docstring).
+STATUS_PRECEDENCE: tuple[str, ...] = (CONTESTED, REFINED, SUPPORTED)
+
+SUMMARY_COLUMNS = ("theory_id", "context", "mechanism", "outcome", "labels", "n_cmocs",
+                   "n_records", "records", "years", "year_list", "study_designs",
+                   "top_quotes", "signals")
+STATUS_COLUMNS = ("theory_id", "label", "status", "n_records", "supporting_records",
+                  "refining_concepts", "contesting_records", "signals", "reasons")
+OUTPUT_FILES = ("cmoc_summary.csv", "matrix.csv", "theory_status.csv", "programme_theories.md")
+
+
+# --- the codebook, as synthesis needs it -------------------------------------------------
+@dataclass(frozen=True)
+class Concept:
+    id: str
+    role: str
+    label: str
+    polarity: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Theory:
+    id: str
+    label: str
+    statement: str
+    contexts: tuple[str, ...]
+    mechanisms: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    def names(self, role: str) -> tuple[str, ...]:
+        """The concept ids the theory names for one CMO element."""
+        return getattr(self, ROLE_PLURAL[role])
+
+
+@dataclass(frozen=True)
+class TheoryBook:
+    """Concepts, theories and seed sources of a codebook, in codebook order."""
+
+    name: str
+    title: str
+    version: int
+    concepts: dict[str, Concept]
+    theories: tuple[Theory, ...]
+    sources: dict[str, str]
+
+    def of_role(self, role: str) -> list[Concept]:
+        return [c for c in self.concepts.values() if c.role == role]
+
+    def label(self, concept_id: str) -> str:
+        return self.concepts[concept_id].label
+
+
+def _field(obj: Any, key: str, default: Any = None) -> Any:
+    """Read `key` from a mapping (raw YAML) or an object (the extract stage's Codebook)."""
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def theory_book(codebook: Any) -> TheoryBook:
+    """The synthesis view of a codebook given as loaded YAML or as a Codebook object."""
+    if isinstance(codebook, TheoryBook):
+        return codebook
+    concepts = {}
+    for item in _field(codebook, "concepts", []) or []:
+        concept = Concept(id=_field(item, "id"), role=_field(item, "role"),
+                          label=_field(item, "label"), polarity=_field(item, "polarity"),
+                          kind=_field(item, "kind"))
+        concepts[concept.id] = concept
+    theories = tuple(
+        Theory(id=_field(t, "id"), label=_field(t, "label"), statement=_field(t, "statement"),
+               contexts=tuple(_field(t, "contexts", ()) or ()),
+               mechanisms=tuple(_field(t, "mechanisms", ()) or ()),
+               outcomes=tuple(_field(t, "outcomes", ()) or ()),
+               sources=tuple(_field(t, "sources", ()) or ()))
+        for t in _field(codebook, "theories", []) or [])
+    sources = {_field(s, "id"): _field(s, "citation") for s in _field(codebook, "sources", []) or []}
+    return TheoryBook(name=_field(codebook, "name", ""), title=_field(codebook, "title", ""),
+                      version=int(_field(codebook, "version", 1) or 1), concepts=concepts,
+                      theories=theories, sources=sources)
+
+
+def default_codebook_path() -> Path:
+    """The default topic's codebook in the repository the package is installed from."""
+    return Path(cmosynth.__file__).resolve().parents[2] / "config" / "codebooks" / "coproduction.yaml"
+
+
+def load_theory_book(path: str | Path | None) -> TheoryBook:
+    """Read a codebook file (default: the co-production codebook) for synthesis."""
+    path = Path(path) if path else default_codebook_path()
+    if not path.exists():
+        where = "default codebook" if path == default_codebook_path() else "codebook"
+        raise ConfigError(path, None, f"{where} not found; pass --codebook with the topic's "
+                          "codebook (config/codebooks/<topic>.yaml)")
+    return theory_book(_read_codebook(path))
+
+
+def _read_codebook(path: Path) -> Any:
+    """Load and validate a codebook by the extract stage's codebook schema."""
+    return validate(read_yaml(path), load_schema("codebook"), path)
+
+
+# --- settings ----------------------------------------------------------------------------
+def synthesis_settings(settings: Mapping | None = None, path: str | Path = "topic") -> dict:
+    """The topic's `synthesis` section with every default from the topic schema filled in."""
+    schema = load_schema("topic")["properties"]["synthesis"]
+    return validate(dict(settings or {}), schema, path)
+
+
+def cue_pattern(cues: Iterable[str]) -> re.Pattern | None:
+    """One regex for cue phrases: case-insensitive, on word boundaries, trailing * = prefix."""
+    parts = []
+    for cue in sorted(set(cues), key=lambda c: (-len(c), c)):
+        prefix = cue.endswith("*")
+        words = re.escape(cue.rstrip("*").strip()).replace(r"\ ", r"\s+")
+        parts.append(rf"\b{words}\w*" if prefix else rf"\b{words}\b")
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+# --- CMOCs -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cmoc:
+    """One row of the CMO table, its elements split into sorted concept-id tuples."""
+
+    cmoc_id: str
+    record_id: str
+    theory_id: str
+    context: tuple[str, ...]
+    mechanism: tuple[str, ...]
+    outcome: tuple[str, ...]
+    context_quote: str
+    mechanism_quote: str
+    outcome_quote: str
+    section: str
+    confidence: float
+    method: str
+
+    def concepts(self, role: str) -> tuple[str, ...]:
+        return getattr(self, role)
+
+    @property
+    def triple(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        return self.context, self.mechanism, self.outcome
+
+    @property
+    def quote(self) -> str:
+        """The CMOC's distinct quotes in context, mechanism, outcome order."""
+        quotes = [q for q in (self.context_quote, self.mechanism_quote, self.outcome_quote) if q]
+        return " … ".join(dict.fromkeys(quotes))
+
+    @property
+    def strength_order(self) -> tuple:
+        """Sort key: strongest (highest confidence) first, then by record and CMOC id."""
+        return -self.confidence, self.record_id, self.cmoc_id
+
+
+def _split_ids(value: str | None) -> tuple[str, ...]:
+    return tuple(sorted({part.strip() for part in (value or "").split(";") if part.strip()}))
+
+
+def _text(value: Any) -> str:
+    """A CSV cell as text; pandas-style NaN and None are empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value).strip()
+
+
+def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str, dict],
+                source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> list[Cmoc]:
+    """Check CMO table rows against the codebook and the records; InputError names the line."""
+    theory_ids = {t.id for t in book.theories}
+    cmocs = []
+    for index, row in enumerate(rows):
+        line = lines[index] if lines else index + 2  # line 1 is the header
+
+        def fail(message: str):
+            raise InputError(source, message, line=line)
+
+        missing = [c for c in CMO_COLUMNS if c not in row]
+        if missing:
+            fail(f"missing columns {', '.join(missing)}; the CMO table needs {', '.join(CMO_COLUMNS)}")
+        elements = {role: _split_ids(_text(row[role])) for role in ROLES}
+        for role, ids in elements.items():
+            for concept_id in ids:
+                concept = book.concepts.get(concept_id)
+                if concept is None:
+                    fail(f"{role} '{concept_id}' is not a concept of codebook '{book.name}'; "
+                         "fix the id or use the codebook the table was extracted with")
+                if concept.role != role:
+                    fail(f"'{concept_id}' is a {concept.role} concept but stands in the {role} column")
+        if sum(bool(ids) for ids in elements.values()) < 2:
+            fail("a CMOC needs at least two of context, mechanism and outcome")
+        theory_id = _text(row["theory_id"])
+        if theory_id and theory_id not in theory_ids:
+            fail(f"theory_id '{theory_id}' is not a theory of codebook '{book.name}'")
+        record_id = _text(row["record_id"])
+        if record_id not in records:
+            fail(f"record '{record_id}' is not in the records file; synthesise with the records "
+                 "the CMOCs were extracted from")
+        try:
+            confidence = float(_text(row["confidence"]))
+        except ValueError:
+            fail(f"confidence '{_text(row['confidence'])}' is not a number between 0 and 1")
+        if not 0.0 <= confidence <= 1.0:
+            fail(f"confidence {confidence} is outside [0, 1]")
+        cmocs.append(Cmoc(
+            cmoc_id=_text(row["cmoc_id"]), record_id=record_id, theory_id=theory_id,
+            context=elements["context"], mechanism=elements["mechanism"],
+            outcome=elements["outcome"], context_quote=_text(row["context_quote"]),
+            mechanism_quote=_text(row["mechanism_quote"]),
+            outcome_quote=_text(row["outcome_quote"]), section=_text(row["section"]),
+            confidence=confidence, method=_text(row["method"])))
+    return sorted(cmocs, key=lambda c: (c.record_id, c.cmoc_id))
+
+
+# --- judging CMOCs against a theory -------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """What one CMOC says about one theory."""
+
+    cmoc: Cmoc
+    supporting: bool
+    new_concepts: tuple[str, ...]  # refining: concepts beside the theory's mechanism
+    contrary: tuple[str, ...]      # why the CMOC is contrary (empty when it is not)
+
+    @property
+    def refining(self) -> bool:
+        return bool(self.new_concepts)
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return tuple(name for name, on in (("supporting", self.supporting),
+                                           ("refining", self.refining),
+                                           ("contrary", bool(self.contrary))) if on)
+
+
+def is_evidence_for(cmoc: Cmoc, theory: Theory) -> bool:
+    """Linked by the extractor, names the theory's mechanism, or its context and outcome."""
+    return (cmoc.theory_id == theory.id
+            or _overlaps(cmoc.mechanism, theory.mechanisms)
+            or (_overlaps(cmoc.context, theory.contexts) and _overlaps(cmoc.outcome, theory.outcomes)))
+
+
+def _overlaps(a: Iterable[str], b: Iterable[str]) -> bool:
+    return not set(a).isdisjoint(b)
+
+
+def judge_cmoc(cmoc: Cmoc, theory: Theory, book: TheoryBook,
+               contrary_cues: re.Pattern | None) -> Evidence:
+    """Classify one CMOC as supporting, refining and/or contrary for a theory."""
+    contrary = tuple(_contrary_reasons(cmoc, theory, book, contrary_cues))
+    shared = sum(_overlaps(cmoc.concepts(role), theory.names(role)) for role in ROLES)
+    new_concepts: tuple[str, ...] = ()
+    if _overlaps(cmoc.mechanism, theory.mechanisms):
+        new_concepts = tuple(c for role in ("context", "outcome") for c in cmoc.concepts(role)
+                             if c not in theory.names(role))
+    return Evidence(cmoc=cmoc, supporting=shared >= 2 and not contrary,
+                    new_concepts=new_concepts, contrary=contrary)
+
+
+def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: TheoryBook,
+                      contrary_cues: re.Pattern | None) -> list[str]:
+    expects_positive = any(book.concepts[o].polarity != "negative" for o in theory.outcomes)
+    reasons = [f"negative outcome {o} ({book.label(o)})" for o in cmoc.outcome
+               if expects_positive and book.concepts[o].polarity == "negative"
+               and o not in theory.outcomes]
+    negates_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
+    if contrary_cues is not None and negates_positive and cmoc.outcome_quote:
+        match = contrary_cues.search(cmoc.outcome_quote)
+        if match:
+            reasons.append(f'outcome quote says "{match.group(0)}"')
+    return reasons
+
+
+# --- results -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Configuration:
+    """CMOCs of one theory (or of none: theory_id "") with the same concept triple."""
+
+    theory_id: str
+    context: tuple[str, ...]
+    mechanism: tuple[str, ...]
+    outcome: tuple[str, ...]
+    label: str
+    cmocs: tuple[Cmoc, ...]
+    records: tuple[str, ...]
+    years: tuple[int, ...]
+    study_designs: tuple[tuple[str, int], ...]
+    top_quotes: tuple[Cmoc, ...]
+    signals: tuple[str, ...]
+
+    @property
+    def year_range(self) -> str:
+        if not self.years:
+            return ""
+        low, high = min(self.years), max(self.years)
+        return str(low) if low == high else f"{low}-{high}"
+
+
+@dataclass(frozen=True)
+class TheoryJudgement:
+    theory: Theory
+    status: str
+    signals: tuple[str, ...]
+    reasons: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+
+    @property
+    def records(self) -> tuple[str, ...]:
+        return _distinct(e.cmoc.record_id for e in self.evidence)
+
+    @property
+    def supporting(self) -> tuple[Evidence, ...]:
+        return tuple(e for e in self.evidence if e.supporting)
+
+    @property
+    def refining(self) -> tuple[Evidence, ...]:
+        return tuple(e for e in self.evidence if e.refining)
+
+    @property
+    def contrary(self) -> tuple[Evidence, ...]:
+        return tuple(e for e in self.evidence if e.contrary)
+
+    @property
+    def supporting_records(self) -> tuple[str, ...]:
+        return _distinct(e.cmoc.record_id for e in self.supporting)
+
+    @property
+    def contesting_records(self) -> tuple[str, ...]:
+        return _distinct(e.cmoc.record_id for e in self.contrary)
+
+    @property
+    def refining_concepts(self) -> tuple[str, ...]:
+        return _distinct(c for e in self.refining for c in e.new_concepts)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Everything the synthesis files are written from."""
+
+    book: TheoryBook
+    settings: dict
+    cmocs: tuple[Cmoc, ...]
+    records: Mapping[str, dict]
+    configurations: tuple[Configuration, ...]
+    judgements: tuple[TheoryJudgement, ...]
+    matrix: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def unmapped(self) -> tuple[Configuration, ...]:
+        """Configurations that count for no theory: candidate new theories."""
+        return tuple(c for c in self.configurations if not c.theory_id)
+
+
+def _distinct(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(items)))
+
+
+# --- synthesis ---------------------------------------------------------------------------
+def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[str, dict],
+               codebook: Any, settings: Mapping | None = None, *,
+               source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> Synthesis:
+    """Group CMOCs, build the mechanism-by-outcome matrix and judge every programme theory.
+
+    `cmo_rows` are CMO table rows (dicts of the contract columns), `records` the records
+    they came from, `codebook` a loaded codebook; `settings` the topic's `synthesis`
+    section (defaults from the topic schema).
+    """
+    book = theory_book(codebook)
+    settings = synthesis_settings(settings)
+    if not isinstance(records, Mapping):
+        records = {r["record_id"]: r for r in records}
+    cmocs = parse_cmocs(cmo_rows, book, records, source=source, lines=lines)
+    contrary_cues = cue_pattern(settings["contrary_cues"])
+    judgements = tuple(judge_theory(t, cmocs, book, settings, contrary_cues) for t in book.theories)
+    configurations = group_configurations(judgements, cmocs, book, records, settings["top_quotes"])
+    log.info("synthesised %d CMOCs from %d records against %d programme theories",
+             len(cmocs), len({c.record_id for c in cmocs}), len(book.theories))
+    return Synthesis(book=book, settings=settings, cmocs=tuple(cmocs), records=records,
+                     configurations=configurations, judgements=judgements,
+                     matrix=mechanism_outcome_matrix(cmocs, book))
+
+
+def judge_theory(theory: Theory, cmocs: Iterable[Cmoc], book: TheoryBook, settings: Mapping,
+                 contrary_cues: re.Pattern | None) -> TheoryJudgement:
+    """Collect the theory's evidence and give it a status by the documented precedence."""
+    evidence = tuple(judge_cmoc(c, theory, book, contrary_cues)
+                     for c in cmocs if is_evidence_for(c, theory))
+    judgement = TheoryJudgement(theory=theory, status=NO_EVIDENCE, signals=(), reasons=(),
+                                evidence=evidence)
+    min_records = settings["min_records"]
+    signals = []
+    if judgement.contesting_records:
+        signals.append(CONTESTED)
+    if judgement.refining_concepts:
+        signals.append(REFINED)
+    if len(judgement.supporting_records) >= min_records:
+        signals.append(SUPPORTED)
+    status = next((s for s in STATUS_PRECEDENCE if s in signals), NO_EVIDENCE)
+    reasons = tuple(_reasons(judgement, book, min_records))
+    return TheoryJudgement(theory=theory, status=status,
+                           signals=tuple(s for s in STATUS_PRECEDENCE if s in signals),
+                           reasons=reasons, evidence=evidence)
+
+
+def _reasons(judgement: TheoryJudgement, book: TheoryBook, min_records: int) -> list[str]:
+    """Plain-language reasons for a status, one per signal (or for its absence)."""
+    reasons = []
+    if judgement.contrary:
+        details = sorted({f"{e.cmoc.record_id} ({'; '.join(e.contrary)})" for e in judgement.contrary})
+        reasons.append(f"contrary evidence in {_count(judgement.contesting_records, 'record')}: "
+                       + ", ".join(details))
+    if judgement.refining_concepts:
+        concepts = ", ".join(f"{c} ({book.label(c)})" for c in judgement.refining_concepts)
+        records = _distinct(e.cmoc.record_id for e in judgement.refining)
+        reasons.append(f"its mechanism works with concepts it does not name, in "
+                       f"{_count(records, 'record')}: {concepts}")
+    n_support = len(judgement.supporting_records)
+    if n_support >= min_records:
+        reasons.append(f"CMOCs matching at least two of its elements in {_count(n_support, 'record')} "
+                       f"(at least {min_records} needed)")
+    elif n_support:
+        reasons.append(f"CMOCs matching at least two of its elements in only "
+                       f"{_count(n_support, 'record')}, fewer than the {min_records} needed "
+                       "to call it supported")
+    if not judgement.evidence:
+        reasons.append("no CMOC names its mechanism, both a context and an outcome of it, "
+                       "or is linked to it by the extractor")
+    elif not reasons:
+        reasons.append(f"{_count(judgement.records, 'record')} with CMOCs about it, none "
+                       "matching two of its elements, naming new concepts or contrary")
+    return reasons
+
+
+def _count(items: Sequence | int, noun: str) -> str:
+    n = items if isinstance(items, int) else len(items)
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def group_configurations(judgements: Sequence[TheoryJudgement], cmocs: Sequence[Cmoc],
+                         book: TheoryBook, records: Mapping[str, dict],
+                         top_quotes: int) -> tuple[Configuration, ...]:
+    """One configuration per theory x concept triple; CMOCs of no theory come last."""
+    groups: dict[tuple, list[Evidence | Cmoc]] = defaultdict(list)
+    order = {j.theory.id: i for i, j in enumerate(judgements)}
+    mapped = set()
+    for judgement in judgements:
+        for evidence in judgement.evidence:
+            groups[(judgement.theory.id, evidence.cmoc.triple)].append(evidence)
+            mapped.add(evidence.cmoc.cmoc_id)
+    for cmoc in cmocs:
+        if cmoc.cmoc_id not in mapped:
+            groups[("", cmoc.triple)].append(cmoc)
+    configurations = [_configuration(theory_id, triple, members, book, records, top_quotes)
+                      for (theory_id, triple), members in groups.items()]
+    configurations.sort(key=lambda c: (order.get(c.theory_id, len(order)), -len(c.records),
+                                       -len(c.cmocs), c.context, c.mechanism, c.outcome))
+    return tuple(configurations)
+
+
+def _configuration(theory_id: str, triple: tuple, members: Sequence[Evidence | Cmoc],
+                   book: TheoryBook, records: Mapping[str, dict], top_quotes: int) -> Configuration:
+    cmocs = sorted((m.cmoc if isinstance(m, Evidence) else m for m in members),
+                   key=lambda c: (c.record_id, c.cmoc_id))
+    signals = sorted({s for m in members if isinstance(m, Evidence) for s in m.signals})
+    record_ids = _distinct(c.record_id for c in cmocs)
+    years = tuple(sorted({records[r]["year"] for r in record_ids if records[r].get("year")}))
+    designs = Counter(t for r in record_ids for t in (records[r].get("publication_types") or []))
+    context, mechanism, outcome = triple
+    return Configuration(
+        theory_id=theory_id, context=context, mechanism=mechanism, outcome=outcome,
+        label=triple_label(triple, book), cmocs=tuple(cmocs), records=record_ids, years=years,
+        study_designs=tuple(sorted(designs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        top_quotes=tuple(sorted(cmocs, key=lambda c: c.strength_order)[:top_quotes]),
+        signals=tuple(signals))
+
+
+def triple_label(triple: tuple, book: TheoryBook) -> str:
+    """`C: label | M: label | O: label` from the codebook's labels, absent elements left out."""
+    parts = []
+    for letter, ids in zip("CMO", triple):
+        if ids:
+            parts.append(f"{letter}: " + " & ".join(book.label(i) for i in ids))
+    return " | ".join(parts)
+
+
+def mechanism_outcome_matrix(cmocs: Iterable[Cmoc], book: TheoryBook) -> dict[tuple[str, str], int]:
+    """Distinct records per (mechanism, outcome) pair; every codebook pair present."""
+    records: dict[tuple[str, str], set[str]] = {
+        (m.id, o.id): set() for m in book.of_role("mechanism") for o in book.of_role("outcome")}
+    for cmoc in cmocs:
+        for mechanism in cmoc.mechanism:
+            for outcome in cmoc.outcome:
+                records[(mechanism, outcome)].add(cmoc.record_id)
+    return {pair: len(ids) for pair, ids in records.items()}
+
+
+# --- files -------------------------------------------------------------------------------
+def read_cmo_table(path: str | Path) -> tuple[list[dict], list[int]]:
+    """Rows of a CMO table CSV and the line each starts on; InputError for missing columns."""
+    path = Path(path)
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError(path, "file not found; run `cmosynth extract` first") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames
+        if not header:
+            raise InputError(path, f"empty file; a CMO table starts with the header "
+                             f"{','.join(CMO_COLUMNS)}", line=1)
+        missing = [c for c in CMO_COLUMNS if c not in header]
+        if missing:
+            raise InputError(path, f"missing columns {', '.join(missing)}; the CMO table needs "
+                             f"{', '.join(CMO_COLUMNS)}", line=1)
+        rows, lines, previous = [], [], reader.line_num
+        for row in reader:
+            if None in row:
+                raise InputError(path, "more cells than header columns; quote cells that "
+                                 "contain commas", line=previous + 1)
+            rows.append(row)
+            lines.append(previous + 1)
+            previous = reader.line_num
+    return rows, lines
+
+
+def synthesize_files(cmo: str | Path, records: str | Path, codebook: str | Path | None = None,
+                     output_dir: str | Path = "synthesis", settings: Mapping | None = None) -> Synthesis:
+    """Read the CMO table, records and codebook; write the four synthesis files atomically."""
+    book = load_theory_book(codebook)
+    record_map = {r["record_id"]: r for r in read_records(records)}
+    rows, lines = read_cmo_table(cmo)
+    result = synthesize(rows, record_map, book, settings, source=cmo, lines=lines)
+    write_synthesis(result, output_dir)
+    return result
+
+
+def write_synthesis(result: Synthesis, output_dir: str | Path) -> None:
+    """Write cmoc_summary.csv, matrix.csv, theory_status.csv and programme_theories.md."""
+    output_dir = Path(output_dir)
+    _write_csv(output_dir / "cmoc_summary.csv", SUMMARY_COLUMNS, summary_rows(result))
+    header, rows = matrix_rows(result)
+    _write_csv(output_dir / "matrix.csv", header, rows)
+    _write_csv(output_dir / "theory_status.csv", STATUS_COLUMNS, status_rows(result))
+    with atomic_write(output_dir / "programme_theories.md") as handle:
+        handle.write(render_programme_theories(result))
+    log.info("wrote %s to %s", ", ".join(OUTPUT_FILES), output_dir)
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    with atomic_write(path, newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def summary_rows(result: Synthesis) -> list[list]:
+    return [[c.theory_id, ";".join(c.context), ";".join(c.mechanism), ";".join(c.outcome),
+             c.label, len(c.cmocs), len(c.records), ";".join(c.records), c.year_range,
+             ";".join(map(str, c.years)), "; ".join(f"{d}: {n}" for d, n in c.study_designs),
+             " | ".join(f'{q.record_id}: "{q.quote}"' for q in c.top_quotes),
+             ";".join(c.signals)]
+            for c in result.configurations]
+
+
+def matrix_rows(result: Synthesis) -> tuple[list[str], list[list]]:
+    """Header and rows of the mechanism x outcome matrix (distinct records per cell)."""
+    outcomes = [o.id for o in result.book.of_role("outcome")]
+    rows = [[m.id, m.label, m.kind or "", *(result.matrix[(m.id, o)] for o in outcomes)]
+            for m in result.book.of_role("mechanism")]
+    return ["mechanism", "label", "kind", *outcomes], rows
+
+
+def status_rows(result: Synthesis) -> list[list]:
+    return [[j.theory.id, j.theory.label, j.status, len(j.records), ";".join(j.supporting_records),
+             ";".join(j.refining_concepts), ";".join(j.contesting_records), ";".join(j.signals),
+             " / ".join(j.reasons)]
+            for j in result.judgements]
+
+
+# --- programme_theories.md ---------------------------------------------------------------
+def cite(record: Mapping) -> str:
+    """`PMID 123 (2020, Journal)`, else the DOI, else the record id."""
+    if record.get("pmid"):
+        ident = f"PMID {record['pmid']}"
+    elif record.get("doi"):
+        ident = f"DOI {record['doi']}"
+    else:
+        ident = record["record_id"]
+    details = ", ".join(str(x) for x in (record.get("year"), record.get("journal")) if x)
+    return f"{ident} ({details})" if details else ident
+
+
+def _md(text: str) -> str:
+    """Escape characters that Markdown would read as markup inside running text."""
+    return re.sub(r"([\\`*_\[\]|<>])", r"\\\1", text)
+
+
+def _quoted_cmoc(cmoc: Cmoc, book: TheoryBook, records: Mapping[str, dict]) -> str:
+    return (f'- "{_md(cmoc.quote)}" — {cite(records[cmoc.record_id])}; '
+            f"{_md(triple_label(cmoc.triple, book))}; {cmoc.section or 'section not given'}, "
+            f"confidence {cmoc.confidence:.2f}")
+
+
+def render_programme_theories(result: Synthesis) -> str:
+    """The programme theories with their status, reasons and quoted evidence, as Markdown."""
+    book, records = result.book, result.records
+    lines = [f"# Programme theories: {_md(book.title)}", "",
+             f"Codebook `{book.name}` version {book.version}. "
+             f"{_count(len(result.cmocs), 'CMOC')} from "
+             f"{_count(len({c.record_id for c in result.cmocs}), 'record')}.", ""]
+    if not result.cmocs:
+        lines += ["No CMOCs were extracted, so no programme theory has evidence yet.", ""]
+    lines += _rules_section(result.settings)
+    lines += ["| Theory | Label | Status | Records |", "| --- | --- | --- | --- |"]
+    lines += [f"| {j.theory.id} | {_md(j.theory.label)} | {j.status} | {len(j.records)} |"
+              for j in result.judgements]
+    lines.append("")
+    for judgement in result.judgements:
+        lines += _theory_section(judgement, book, records, result.settings["top_quotes"])
+    lines += _unmapped_section(result)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _rules_section(settings: Mapping) -> list[str]:
+    cues = ", ".join(f'"{c}"' for c in settings["contrary_cues"])
+    return [
+        "## How theories are judged", "",
+        "A CMOC counts for a theory when the extractor linked it to the theory, when it names "
+        "the theory's mechanism, or when it names both a context and an outcome of the theory.",
+        "",
+        "- **contested**: a CMOC names a negative outcome the theory does not expect, or its "
+        f"outcome quote negates a positive outcome ({_md(cues)}).",
+        "- **refined**: a CMOC names the theory's mechanism with a context or outcome the theory "
+        "does not name.",
+        "- **supported**: CMOCs matching at least two of the theory's context, mechanism and "
+        f"outcome concepts, in at least {settings['min_records']} distinct records.",
+        "- **no evidence**: none of these.", "",
+        "When several apply, the status is the first of contested, refined, supported; every "
+        "signal is listed under the theory.", "",
+    ]
+
+
+def _theory_section(judgement: TheoryJudgement, book: TheoryBook, records: Mapping[str, dict],
+                    top_quotes: int) -> list[str]:
+    theory = judgement.theory
+    lines = [f"## {theory.id}: {_md(theory.label)}", "", f"> {_md(theory.statement)}", "",
+             "Elements: " + _md(triple_label((theory.contexts, theory.mechanisms, theory.outcomes),
+                                             book)), "",
+             "Seed sources: " + "; ".join(_md(book.sources.get(s, s)) for s in theory.sources), "",
+             f"**Status: {judgement.status}.** Signals: {', '.join(judgement.signals) or 'none'}.", ""]
+    lines += [f"- {_md(reason)}" for reason in judgement.reasons]
+    lines.append("")
+    supporting = sorted((e.cmoc for e in judgement.supporting), key=lambda c: c.strength_order)
+    lines += ["### Supporting evidence", ""]
+    lines += [_quoted_cmoc(c, book, records) for c in supporting] or ["None."]
+    lines.append("")
+    lines += ["### Refinements", ""]
+    if judgement.refining_concepts:
+        for concept in judgement.refining_concepts:
+            cited = _distinct(e.cmoc.record_id for e in judgement.refining if concept in e.new_concepts)
+            lines.append(f"- New {book.concepts[concept].role} `{concept}` "
+                         f"({_md(book.label(concept))}): "
+                         + "; ".join(cite(records[r]) for r in cited))
+        lines.append("")
+        refining = sorted((e.cmoc for e in judgement.refining), key=lambda c: c.strength_order)
+        lines += [_quoted_cmoc(c, book, records) for c in refining[:max(top_quotes, 1)]]
+    else:
+        lines.append("None.")
+    lines.append("")
+    lines += ["### Contested evidence", ""]
+    contrary = sorted(judgement.contrary, key=lambda e: e.cmoc.strength_order)
+    lines += [_quoted_cmoc(e.cmoc, book, records) + f"; contrary: {_md('; '.join(e.contrary))}"
+              for e in contrary] or ["None."]
+    lines.append("")
+    return lines
+
+
+def _unmapped_section(result: Synthesis) -> list[str]:
+    lines = ["## CMOCs that map to no theory (candidate new theories)", ""]
+    if not result.unmapped:
+        return lines + ["None: every CMOC counts for at least one programme theory."]
+    for configuration in result.unmapped:
+        lines += [f"### {_md(configuration.label)}", "",
+                  f"{_count(len(configuration.cmocs), 'CMOC')} in "
+                  f"{_count(configuration.records, 'record')} ({configuration.year_range or 'years unknown'}).",
+                  ""]
+        lines += [_quoted_cmoc(c, result.book, result.records) for c in configuration.top_quotes]
+        lines.append("")
+    return lines
