@@ -169,6 +169,8 @@ def coverage_problems(record: dict, abstract: str, labels: tuple[str | None, ...
             problems.append(f"sentence {number} is out of order: {text[:60]!r}")
             continue
         gap = whole[cursor:start]
+        if cursor == 0 and letters(gap) == "abstract":
+            gap = ""  # a leading "ABSTRACT" heading is no section label
         if label_gap_expected(section, previous, inline_labels):
             if not is_label(gap, section):
                 problems.append(f"sentence {number}: section {section!r} is not the label in the text ({gap[:40]!r})")
