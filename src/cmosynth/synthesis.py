@@ -254,7 +254,7 @@ def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str,
                     fail(f"{role} '{concept_id}' is not a concept of codebook '{book.name}'; "
                          "fix the id or use the codebook the table was extracted with")
                 if concept.role != role:
-                    fail(f"'{concept_id}' is a {concept.role} concept but stands in the {role} column")
+                    fail(f"'{concept_id}' belongs in the {concept.role} column, not the {role} column")
         if sum(bool(ids) for ids in elements.values()) < 2:
             fail("a CMOC needs at least two of context, mechanism and outcome")
         theory_id = _text(row["theory_id"])
