@@ -1,0 +1,82 @@
+"""EndNote XML exports (File > Export > XML), read with lxml, one record at a time.
+
+EndNote wraps every value in `<style>` runs; the text of a field is all its runs joined.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from lxml import etree
+
+from cmosynth.errors import InputError
+from cmosynth.imports.registry import Format, first_element_name, register
+from cmosynth.imports.text import (clean, clean_list, find_doi, parse_year, pmid_from_accession,
+                                   read_bytes, split_keywords)
+from cmosynth.records import new_record
+
+
+def _text(record: etree._Element, path: str) -> str | None:
+    """Cleaned text of the first element at `path` below `record`, runs joined."""
+    element = record.find(path)
+    return clean("".join(element.itertext())) if element is not None else None
+
+
+def _texts(record: etree._Element, path: str) -> list[str]:
+    return clean_list("".join(e.itertext()) for e in record.iterfind(path))
+
+
+def record_from_endnote(record: etree._Element, number: int, source: str) -> dict:
+    """One `<record>` as a contract record; `rec-number` is its source_id."""
+    database = _text(record, "remote-database-name") or _text(record, "remote-database-provider")
+    keywords = [k for value in _texts(record, "keywords/keyword") for k in split_keywords(value)]
+    return new_record(
+        source,
+        source_id=_text(record, "rec-number") or str(number),
+        pmid=pmid_from_accession(_text(record, "accession-num"), database),
+        doi=find_doi(_text(record, "electronic-resource-num"),
+                     *_texts(record, "urls/related-urls/url")),
+        title=_text(record, "titles/title"),
+        abstract=_text(record, "abstract"),
+        authors=_texts(record, "contributors/authors/author"),
+        journal=(_text(record, "periodical/full-title") or _text(record, "titles/secondary-title")
+                 or _text(record, "periodical/abbr-1")),
+        year=parse_year(_text(record, "dates/year")),
+        pub_date=_text(record, "dates/pub-dates/date") or _text(record, "dates/year"),
+        volume=_text(record, "volume"),
+        issue=_text(record, "number"),
+        pages=_text(record, "pages"),
+        keywords=clean_list(keywords),
+        language=_text(record, "language"),
+    )
+
+
+def read_endnote(path: Path, source: str) -> Iterator[dict]:
+    """Stream `<record>` elements, freeing each once turned into a record."""
+    data = read_bytes(path)
+    events = etree.iterparse(io.BytesIO(data), events=("end",), tag="record",
+                             recover=False, huge_tree=True)
+    number = 0
+    try:
+        for _, element in events:
+            number += 1
+            yield record_from_endnote(element, number, source)
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        raise InputError(path, f"broken XML ({exc.msg}); export the library again",
+                         line=exc.lineno) from None
+    if number == 0 and first_element_name(data[:4096].decode("utf-8", "replace")) != "xml":
+        raise InputError(path, "not an EndNote XML export: no <xml><records><record>")
+
+
+def _looks_like_endnote(head: str) -> bool:
+    return first_element_name(head) == "xml" and re.search(r"<records?\b", head) is not None
+
+
+register(Format("endnote", (".xml",), _looks_like_endnote, read=read_endnote,
+                description="EndNote XML"))
