@@ -1,0 +1,25 @@
+rule synthesize:
+    """Group CMOCs by programme theory and concept triple, and judge every theory
+    (supported, refined, contested or no evidence) against the topic's codebook."""
+    input:
+        cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
+        records=f"{OUT}/{{topic}}/screen/included.jsonl",
+        codebook=topic_codebook,
+        topic=topic_file,
+    output:
+        summary=f"{OUT}/{{topic}}/synthesis/cmoc_summary.csv",
+        matrix=f"{OUT}/{{topic}}/synthesis/matrix.csv",
+        status=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
+        theories=f"{OUT}/{{topic}}/synthesis/programme_theories.md",
+    log:
+        f"{OUT}/{{topic}}/logs/synthesize.log",
+    benchmark:
+        f"{OUT}/{{topic}}/benchmarks/synthesize.tsv"
+    params:
+        outputs=outputs_root,
+    conda:
+        "../envs/cmosynth.yaml"
+    shell:
+        "cmosynth synthesize {input.cmo} --records {input.records} "
+        "--codebook {input.codebook} --topic {input.topic} "
+        "-o {params.outputs}/{wildcards.topic}/synthesis 2> {log}"
