@@ -169,21 +169,26 @@ def _run_extract(args) -> int:
 def _add_synthesize(sub) -> None:
     p = sub.add_parser("synthesize", help="synthesise CMOCs against programme theories",
                        description="Group CMOCs by theory and concept triple and judge each "
-                       "programme theory; writes cmoc_summary.csv, matrix.csv and "
-                       "programme_theories.md.")
+                       "programme theory; writes cmoc_summary.csv, matrix.csv, "
+                       "theory_status.csv and programme_theories.md.")
     p.add_argument("cmo", type=Path, help="CMO table CSV from `cmosynth extract`")
     p.add_argument("--records", type=Path, required=True, help="records JSONL the CMOCs came from")
     p.add_argument("--codebook", type=Path, default=None,
-                   help="codebook YAML (default: the default topic's)")
+                   help="codebook YAML (default: the topic's, else the default topic's)")
+    p.add_argument("--topic", type=Path, default=None,
+                   help="topic file whose `synthesis` settings apply (default: schema defaults)")
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="synthesis folder")
     p.set_defaults(run=_run_synthesize)
 
 
 def _run_synthesize(args) -> int:
+    from cmosynth.config import load_topic
     from cmosynth.synthesis import synthesize_files
 
-    synthesize_files(args.cmo, records=args.records, codebook=args.codebook,
-                     output_dir=args.output_dir)
+    topic = load_topic(args.topic) if args.topic else {}
+    synthesize_files(args.cmo, records=args.records,
+                     codebook=args.codebook or topic.get("codebook"),
+                     output_dir=args.output_dir, settings=topic.get("synthesis"))
     return 0
 
 
