@@ -1,0 +1,166 @@
+"""CMO extraction: context-mechanism-outcome configurations with verbatim evidence.
+
+`extract_file(records.jsonl, output=cmo.csv)` reads records, splits titles, abstracts and
+(optionally) PMC full texts into sentences, gives each sentence its realist roles, links
+coded elements into CMOCs, maps each to its best programme theory and writes the CMO table
+(DESIGN.md: `extract/cmo.csv`), sorted and byte-identical on rerun.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmosynth.console import track
+from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
+from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
+from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
+from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
+from cmosynth.files import atomic_write
+from cmosynth.records import read_records
+
+log = logging.getLogger("cmosynth.extract")
+
+CMO_COLUMNS: tuple[str, ...] = (
+    "cmoc_id", "record_id", "pmid", "doi", "theory_id", "context", "mechanism", "outcome",
+    "context_quote", "mechanism_quote", "outcome_quote", "section", "confidence", "method",
+)
+
+__all__ = ["CMO_COLUMNS", "ExtractOptions", "extract_file", "extract_records", "load_codebook"]
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Choices of one extraction run (topic `extract` section)."""
+
+    full_text_dir: Path | None = None
+    embeddings: bool = False
+    llm: bool = False
+    approach: str | None = None     # None: the shipped default (roles.DEFAULT_APPROACH)
+
+
+def extract_file(input: str | Path, output: str | Path, codebook: str | Path | None = None,
+                 full_text_dir: str | Path | None = None, embeddings: bool = False,
+                 llm: bool = False) -> int:
+    """Extract CMOCs from a records JSONL into a CMO table CSV; returns the row count."""
+    book = load_codebook(codebook)
+    records = list(read_records(input))
+    options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm)
+    rows = extract_records(records, book, options)
+    write_cmo_table(output, rows)
+    log.info("%d CMOCs from %d records written to %s", len(rows), len(records), output)
+    return len(rows)
+
+
+def extract_records(records: Iterable[dict], codebook: Codebook,
+                    options: ExtractOptions = ExtractOptions()) -> list[dict]:
+    """CMO table rows for `records`, sorted by record_id then cmoc_id."""
+    from cmosynth.extract.roles import DEFAULT_APPROACH
+
+    records = list(records)
+    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH)
+    method = coder.method
+    fallback = None
+    if options.embeddings:
+        from cmosynth.extract.embeddings import EmbeddingConcepts
+
+        fallback = EmbeddingConcepts(codebook)
+        method = f"{method}+{fallback.method}"
+    suggester = None
+    if options.llm:
+        from cmosynth.extract.llm import LlmSuggester
+
+        suggester = LlmSuggester.from_environment(codebook)
+    rows: list[dict] = []
+    for record in track(records, "extracting CMOCs", total=len(records)):
+        configurations = record_configurations(record, codebook, coder, options.full_text_dir,
+                                               fallback)
+        record_rows = [cmo_row(record, c, codebook, method) for c in configurations]
+        if suggester is not None:
+            record_rows += suggester.suggest(record, record_texts(record, options.full_text_dir))
+        for number, row in enumerate(sorted(record_rows, key=_row_order), start=1):
+            row["cmoc_id"] = f"{record['record_id']}#{number:03d}"
+        rows.extend(record_rows)
+    return sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"]))
+
+
+def record_texts(record: dict, full_text_dir: Path | None) -> list[str]:
+    """Every text a quote of this record may come from: title, abstract, full-text paragraphs."""
+    texts = [record.get("title") or "", record.get("abstract") or ""]
+    texts += [s.source_text for s in full_text_sentences(record, full_text_dir)]
+    return [t for t in texts if t]
+
+
+def record_configurations(record: dict, codebook: Codebook, coder: RoleCoder,
+                          full_text_dir: Path | None = None, fallback=None) -> list[Configuration]:
+    """CMOCs of one record: from its title and abstract, and from its full text if any."""
+    configurations: list[Configuration] = []
+    for group in sentence_groups(record, full_text_dir):
+        evidence = [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook)
+                    for i, s in enumerate(group)]
+        coded = [CodedSentence(s, roles) for s, roles in zip(group, coder.code(evidence))]
+        configurations += link_configurations(coded, codebook, fallback)
+    return configurations
+
+
+def sentence_groups(record: dict, full_text_dir: Path | None) -> list[list[Sentence]]:
+    """Sentences grouped by the text they belong to (title, abstract, each paragraph)."""
+    sentences = record_sentences(record)
+    groups = [[s for s in sentences if s.section == "title"],
+              [s for s in sentences if s.section != "title"]]
+    paragraphs: dict[int, list[Sentence]] = {}
+    for sentence in full_text_sentences(record, full_text_dir):
+        paragraphs.setdefault(id(sentence.source_text), []).append(sentence)
+    return [g for g in groups + list(paragraphs.values()) if g]
+
+
+def full_text_sentences(record: dict, full_text_dir: Path | None) -> list[Sentence]:
+    """Sentences of the record's stored full text (results, discussion, conclusions)."""
+    if full_text_dir is None:
+        return []
+    from cmosynth.extract.fulltext import full_text_path, read_full_text
+
+    path = full_text_path(full_text_dir, record.get("pmcid"))
+    if path is None or not path.exists():
+        return []
+    sentences = []
+    for paragraph in read_full_text(path):
+        category = {"results": "RESULTS", "body": None}.get(paragraph.kind, "CONCLUSIONS")
+        for a, b in split_spans(paragraph.text):
+            sentences.append(Sentence(paragraph.text[a:b], a, f"fulltext:{paragraph.kind}", None,
+                                      category, paragraph.text))
+    return sentences
+
+
+def cmo_row(record: dict, configuration: Configuration, codebook: Codebook, method: str) -> dict:
+    """One row of the CMO table (cmoc_id is numbered later, in reading order)."""
+    theory = best_theory(configuration.concept_ids(), codebook.theories)
+    row = {"cmoc_id": "", "record_id": record["record_id"], "pmid": record.get("pmid") or "",
+           "doi": record.get("doi") or "", "theory_id": theory.id if theory else ""}
+    for role in ROLES:
+        element = configuration.elements.get(role)
+        row[role] = ";".join(element.concepts) if element else ""
+    for role in ROLES:
+        element = configuration.elements.get(role)
+        row[f"{role}_quote"] = element.quote if element else ""
+    row.update(section=configuration.section, confidence=f"{configuration.confidence:.3f}",
+               method=method)
+    return row
+
+
+def _row_order(row: dict) -> tuple:
+    """Title first, then abstract, then full text, then LLM suggestions; ties by content."""
+    order = 0 if row["section"] == "title" else 2 if row["section"].startswith("fulltext") else 1
+    return (order, row["method"].startswith("llm"), row["section"],
+            tuple(row[c] for c in CMO_COLUMNS[5:]))
+
+
+def write_cmo_table(path: str | Path, rows: list[dict]) -> None:
+    """Write the CMO table atomically: UTF-8, header first, Unix line ends."""
+    with atomic_write(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CMO_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,166 @@
+"""The codebook: CMO concepts with their cue phrases, and the programme theories that link
+them (config/codebooks/<topic>.yaml, schema workflow/schemas/codebook.schema.yaml).
+
+Cue phrases are compiled to one regular expression per concept when the codebook is
+loaded, so coding thousands of sentences never recompiles them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmosynth.config import load_schema, read_yaml, validate
+from cmosynth.errors import ConfigError
+
+ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
+ROLE_PREFIX = {"context": "ctx_", "mechanism": "mech_", "outcome": "out_"}
+THEORY_KEYS = {"contexts": "context", "mechanisms": "mechanism", "outcomes": "outcome"}
+
+#: The default topic's codebook, found beside the package in a source checkout.
+DEFAULT_CODEBOOK = Path(__file__).resolve().parents[3] / "config" / "codebooks" / "coproduction.yaml"
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    citation: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One context, mechanism or outcome, with the compiled pattern of its cue phrases."""
+
+    id: str
+    role: str
+    label: str
+    definition: str
+    cues: tuple[str, ...]
+    sources: tuple[str, ...]
+    kind: str | None = None
+    polarity: str | None = None
+    pattern: re.Pattern = field(repr=False, compare=False, default=None)
+
+    def find(self, text: str) -> list[re.Match]:
+        """Every cue match in `text`, in order."""
+        return list(self.pattern.finditer(text))
+
+
+@dataclass(frozen=True)
+class Theory:
+    """A programme theory: if (contexts), then (mechanisms), leading to (outcomes)."""
+
+    id: str
+    label: str
+    statement: str
+    contexts: tuple[str, ...]
+    mechanisms: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def concept_ids(self) -> frozenset[str]:
+        return frozenset(self.contexts + self.mechanisms + self.outcomes)
+
+
+@dataclass(frozen=True)
+class Codebook:
+    name: str
+    title: str
+    version: int
+    sources: tuple[Source, ...]
+    concepts: tuple[Concept, ...]
+    theories: tuple[Theory, ...]
+    path: str = ""
+
+    def concept(self, concept_id: str) -> Concept:
+        return self._by_id()[concept_id]
+
+    def concepts_for(self, role: str) -> tuple[Concept, ...]:
+        return tuple(c for c in self.concepts if c.role == role)
+
+    def _by_id(self) -> dict[str, Concept]:
+        return {c.id: c for c in self.concepts}
+
+
+def cue_regex(cue: str) -> str:
+    """Regex for one cue: words matched on boundaries, `*` a word-prefix wildcard, and any
+    run of spaces or hyphens between words matching either (co-design = co design)."""
+    prefix = cue.endswith("*")
+    words = re.split(r"[\s]+", cue.rstrip("*").strip())
+    body = r"\s+".join(re.escape(w).replace(r"\-", r"[-\s]?") for w in words)
+    return rf"(?<![\w-]){body}" + (r"[\w-]*" if prefix else r"(?![\w])")
+
+
+def compile_cues(cues: list[str]) -> re.Pattern:
+    """One case-insensitive pattern for all cues, longest first so the fullest phrase wins."""
+    ordered = sorted(set(cues), key=len, reverse=True)
+    return re.compile("|".join(cue_regex(c) for c in ordered), re.IGNORECASE)
+
+
+def load_codebook(path: str | Path | None = None) -> Codebook:
+    """Read, validate and compile a codebook; errors name the file and the key."""
+    path = Path(path) if path else DEFAULT_CODEBOOK
+    data = validate(read_yaml(path), load_schema("codebook"), path)
+    sources = tuple(Source(s["id"], s["citation"], s.get("url")) for s in data["sources"])
+    source_ids = {s.id for s in sources}
+    _check_unique(path, "sources", [s.id for s in sources])
+    concepts = tuple(_concept(path, i, c, source_ids) for i, c in enumerate(data["concepts"]))
+    _check_unique(path, "concepts", [c.id for c in concepts])
+    roles = {c.id: c.role for c in concepts}
+    theories = tuple(_theory(path, i, t, roles, source_ids) for i, t in enumerate(data["theories"]))
+    _check_unique(path, "theories", [t.id for t in theories])
+    return Codebook(data["name"], data["title"], data["version"], sources, concepts, theories,
+                    str(path))
+
+
+def _check_unique(path: Path, key: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(ids):
+        if item in seen:
+            raise ConfigError(path, f"{key}.{index}.id", f"duplicate id '{item}'; ids must be unique")
+        seen.add(item)
+
+
+def _check_sources(path: Path, key: str, cited: list[str], known: set[str]) -> None:
+    for index, source in enumerate(cited):
+        if source not in known:
+            raise ConfigError(path, f"{key}.sources.{index}",
+                              f"unknown source '{source}'; add it under `sources` or fix the id")
+
+
+def _concept(path: Path, index: int, raw: dict, source_ids: set[str]) -> Concept:
+    key = f"concepts.{index}"
+    role = raw["role"]
+    if not raw["id"].startswith(ROLE_PREFIX[role]):
+        raise ConfigError(path, f"{key}.id", f"'{raw['id']}' is a {role}; its id must start "
+                          f"with {ROLE_PREFIX[role]}")
+    if raw.get("kind") and role != "mechanism":
+        raise ConfigError(path, f"{key}.kind", "only mechanisms have a kind; remove it")
+    if raw.get("polarity") and role != "outcome":
+        raise ConfigError(path, f"{key}.polarity", "only outcomes have a polarity; remove it")
+    _check_sources(path, key, raw["sources"], source_ids)
+    return Concept(id=raw["id"], role=role, label=raw["label"], definition=raw["definition"],
+                   cues=tuple(raw["cues"]), sources=tuple(raw["sources"]), kind=raw.get("kind"),
+                   polarity=raw.get("polarity"), pattern=compile_cues(raw["cues"]))
+
+
+def _theory(path: Path, index: int, raw: dict, roles: dict[str, str],
+            source_ids: set[str]) -> Theory:
+    key = f"theories.{index}"
+    for list_key, role in THEORY_KEYS.items():
+        for position, concept_id in enumerate(raw[list_key]):
+            where = f"{key}.{list_key}.{position}"
+            if concept_id not in roles:
+                raise ConfigError(path, where, f"unknown concept '{concept_id}'; define it "
+                                  "under `concepts` or fix the id")
+            if roles[concept_id] != role:
+                raise ConfigError(path, where, f"'{concept_id}' is a {roles[concept_id]}, "
+                                  f"not a {role}; move it to the right list")
+    _check_sources(path, key, raw["sources"], source_ids)
+    if not (raw["contexts"] or raw["mechanisms"] or raw["outcomes"]):
+        raise ConfigError(path, key, "a theory must name at least one concept")
+    return Theory(raw["id"], raw["label"], raw["statement"], tuple(raw["contexts"]),
+                  tuple(raw["mechanisms"]), tuple(raw["outcomes"]), tuple(raw["sources"]))

@@ -1,0 +1,191 @@
+"""Linking coded sentences of one record into CMO configurations (CMOCs).
+
+Elements come from the same sentence or from nearby sentences of the same text. Where a
+causal connective splits a sentence ("X enabled Y", "Y through X", "When X, Y"), each
+element quotes its own clause; otherwise it quotes the whole sentence. Every quote is a
+verbatim substring of the record's title, abstract or full text: this is checked here,
+and a quote that fails the check is never emitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cmosynth.extract.codebook import ROLES, Codebook, Theory
+from cmosynth.extract.roles import BACKWARD_CAUSAL, CONDITIONAL_OPENING, FORWARD_CAUSAL
+from cmosynth.extract.sentences import Sentence
+
+#: How far apart (in sentences of the same text) linked elements may be, and how much a
+#: configuration's confidence drops per sentence of distance.
+WINDOW = 2
+DISTANCE_PENALTY = 0.15
+
+
+@dataclass(frozen=True)
+class Element:
+    """One coded element: a role, its concept ids and its verbatim quote."""
+
+    role: str
+    concepts: tuple[str, ...]
+    quote: str
+    sentence_index: int
+    section: str
+    confidence: float
+
+
+@dataclass
+class CodedSentence:
+    """A sentence with its roles (role -> confidence) and the concepts found in it."""
+
+    sentence: Sentence
+    roles: dict[str, float]
+    elements: dict[str, Element] = field(default_factory=dict)
+
+
+def clause_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Clauses of a sentence by role, where a connective makes the split clear.
+
+    "When X, Y"      -> context X, rest Y (mechanism and outcome then split further)
+    "X enabled Y"    -> mechanism X, outcome Y
+    "Y through X"    -> outcome Y, mechanism X
+    """
+    spans: dict[str, tuple[int, int]] = {}
+    start = 0
+    opening = CONDITIONAL_OPENING.match(text)
+    if opening:
+        spans["context"] = (0, opening.end() - 1)
+        start = opening.end()
+    rest = text[start:]
+    forward = FORWARD_CAUSAL.search(rest)
+    backward = BACKWARD_CAUSAL.search(rest)
+    if forward and (not backward or forward.start() <= backward.start()) and forward.start() > 3:
+        spans["mechanism"] = (start, start + forward.start())
+        spans["outcome"] = (start + forward.start(), len(text))
+    elif backward and backward.start() > 3:
+        spans["outcome"] = (start, start + backward.start())
+        spans["mechanism"] = (start + backward.start(), len(text))
+    return {role: _trim(text, a, b) for role, (a, b) in spans.items() if _trim(text, a, b)}
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int] | None:
+    chunk = text[a:b]
+    left = len(chunk) - len(chunk.lstrip(" ,;:–—-"))
+    right = len(chunk.rstrip(" ,;:–—-."))
+    return (a + left, a + right) if right - left >= 12 else None
+
+
+#: Finds concepts of a role in a text when no cue matches (e.g. by embedding similarity).
+ConceptFallback = Callable[[str, str], tuple[str, ...]]
+
+
+def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
+                  fallback: ConceptFallback | None = None) -> dict[str, Element]:
+    """The elements of one sentence: for each of its roles, the clause quoting it and the
+    codebook concepts found in that clause (or, failing that, in the whole sentence).
+    A role with no codebook concept is not an element: CMOCs are coded configurations."""
+    text = coded.sentence.text
+    clauses = clause_spans(text) if len(coded.roles) > 1 else {}
+    elements = {}
+    for role, confidence in coded.roles.items():
+        quote = text
+        concepts = _concepts_in(text, role, codebook)
+        if not concepts and fallback is not None:
+            concepts = fallback(text, role)
+        if role in clauses:
+            a, b = clauses[role]
+            in_clause = _concepts_in(text[a:b], role, codebook)
+            if in_clause:
+                quote, concepts = text[a:b], in_clause
+        if not concepts:
+            continue
+        assert_verbatim(quote, coded.sentence.source_text)
+        elements[role] = Element(role, concepts, quote, index, coded.sentence.section, confidence)
+    return elements
+
+
+def _concepts_in(text: str, role: str, codebook: Codebook) -> tuple[str, ...]:
+    return tuple(c.id for c in codebook.concepts_for(role) if c.pattern.search(text))
+
+
+def assert_verbatim(quote: str, source_text: str) -> None:
+    """The evidence guarantee: a quote must be a substring of the text it came from."""
+    if not quote or quote not in source_text:
+        raise AssertionError(f"quote is not verbatim in its source text: {quote[:80]!r}")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A CMOC: at least two of context, mechanism and outcome."""
+
+    elements: dict[str, Element]
+    confidence: float
+
+    @property
+    def section(self) -> str:
+        anchor = self.elements.get("outcome") or self.elements.get("mechanism") \
+            or self.elements["context"]
+        return anchor.section
+
+    def concept_ids(self) -> frozenset[str]:
+        return frozenset(c for e in self.elements.values() for c in e.concepts)
+
+    def key(self) -> tuple:
+        return tuple((r, self.elements[r].quote if r in self.elements else "") for r in ROLES)
+
+
+def link_configurations(coded: list[CodedSentence], codebook: Codebook,
+                        fallback: ConceptFallback | None = None) -> list[Configuration]:
+    """CMOCs of one text: each sentence's own configuration when it holds two or more
+    elements, and each outcome (else mechanism) joined with the nearest elements of the
+    other roles within WINDOW sentences in the same section group."""
+    for index, item in enumerate(coded):
+        item.elements = code_elements(item, index, codebook, fallback)
+    configurations: dict[tuple, Configuration] = {}
+    for index, item in enumerate(coded):
+        anchor_role = "outcome" if "outcome" in item.elements else (
+            "mechanism" if "mechanism" in item.elements else None)
+        if anchor_role is None:
+            continue
+        elements = dict(item.elements)
+        for role in ROLES:
+            if role not in elements:
+                nearest = _nearest(coded, index, role)
+                if nearest is not None:
+                    elements[role] = nearest
+        if len(elements) >= 2:
+            config = Configuration(elements, _confidence(elements, index))
+            configurations.setdefault(config.key(), config)
+    return list(configurations.values())
+
+
+def _nearest(coded: list[CodedSentence], index: int, role: str) -> Element | None:
+    """The closest element of `role` within the window, preferring earlier sentences
+    (contexts and mechanisms are usually stated before the outcomes they explain)."""
+    source = coded[index].sentence.source_text
+    for distance in range(1, WINDOW + 1):
+        for other in (index - distance, index + distance):
+            if 0 <= other < len(coded) and coded[other].sentence.source_text is source:
+                element = coded[other].elements.get(role)
+                if element is not None:
+                    return element
+    return None
+
+
+def _confidence(elements: dict[str, Element], anchor: int) -> float:
+    mean = sum(e.confidence for e in elements.values()) / len(elements)
+    spread = max(abs(e.sentence_index - anchor) for e in elements.values())
+    completeness = 1.0 if len(elements) == 3 else 0.9
+    return round(max(0.0, min(1.0, mean * completeness * (1 - DISTANCE_PENALTY * spread))), 3)
+
+
+def best_theory(concepts: frozenset[str], theories: tuple[Theory, ...]) -> Theory | None:
+    """The programme theory sharing most concepts with a configuration (ties: the one whose
+    concepts are most covered, then the first listed); None if fewer than two are shared."""
+    best, best_key = None, (0, 0.0)
+    for theory in theories:
+        shared = len(concepts & theory.concept_ids)
+        key = (shared, shared / len(theory.concept_ids))
+        if shared >= 2 and key > best_key:
+            best, best_key = theory, key
+    return best

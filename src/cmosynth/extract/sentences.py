@@ -1,0 +1,155 @@
+"""Sentences of a record, each a verbatim span of its title, abstract or full text.
+
+Structured-abstract labels ("RESULTS: ...") start a new section and are kept out of the
+sentence text; abbreviations (e.g., i.e., et al., Dr., Fig.), initials and numbers
+(0.05, p < .05) do not end a sentence. Offsets are kept so that every quote taken from a
+sentence is a substring of the text it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+#: Words that end in a full stop without ending the sentence (lower case, no final dot).
+ABBREVIATIONS = frozenset({
+    "e.g", "i.e", "et al", "al", "cf", "vs", "viz", "approx", "ca", "dr", "mr", "mrs", "ms",
+    "prof", "fig", "figs", "no", "nos", "vol", "vols", "pp", "p", "eq", "eqs", "ref", "refs",
+    "resp", "incl", "esp", "st", "jr", "sr", "dept", "univ", "inc", "ltd", "co", "corp",
+    "n.b", "u.s", "u.k", "e.u", "ph.d", "m.d", "b.sc", "m.sc", "jan", "feb", "mar", "apr",
+    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "min", "max", "sd", "approx",
+})
+
+# A candidate end: terminal punctuation, optional closing quotes/brackets, then space.
+_END = re.compile(r"[.!?]+[\"'”’)\]]*\s+")
+_NEXT_STARTS_SENTENCE = re.compile(r"[\"'“‘(\[]?[A-Z0-9]")
+_WORD_BEFORE = re.compile(r"(\S+?)[.!?]+[\"'”’)\]]*$")
+
+#: "LABEL: " at the start of the text, of a line or after a sentence end; the label is in
+#: capitals (BACKGROUND, AIMS AND OBJECTIVES, PATIENT OR PUBLIC CONTRIBUTION).
+_LABEL = re.compile(r"(?:^|(?<=\n)|(?<=[.!?]\s))\s*([A-Z][A-Z0-9 ,&/()\-]{2,60}?):\s+")
+
+#: Map structured-abstract labels to NLM categories, for the role priors.
+_CATEGORY_WORDS = (
+    ("BACKGROUND", ("BACKGROUND", "INTRODUCTION", "CONTEXT", "RATIONALE", "PROBLEM")),
+    ("OBJECTIVE", ("OBJECTIVE", "AIM", "PURPOSE", "GOAL", "QUESTION", "HYPOTHES")),
+    ("METHODS", ("METHOD", "DESIGN", "SETTING", "PARTICIPANT", "SAMPLE", "INTERVENTION",
+                 "MEASURE", "ANALYS", "PROCEDURE", "DATA", "SUBJECTS", "APPROACH",
+                 "PATIENT OR PUBLIC", "PUBLIC CONTRIBUTION", "INVOLVEMENT", "REGISTRATION",
+                 "ETHICS", "FUNDING", "TRIAL")),
+    ("RESULTS", ("RESULT", "FINDING", "OUTCOME")),
+    ("CONCLUSIONS", ("CONCLUSION", "DISCUSSION", "IMPLICATION", "INTERPRETATION",
+                     "LESSONS", "RELEVANCE", "SIGNIFICANCE", "SUMMARY", "LAY ABSTRACT")),
+)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its verbatim text, where it starts in `source_text`, and its section."""
+
+    text: str
+    start: int
+    section: str            # title, abstract, abstract:RESULTS, fulltext:discussion
+    label: str | None       # structured-abstract label as printed, or None
+    category: str | None    # BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, or None
+    source_text: str        # the whole text the sentence is a span of
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+def label_category(label: str | None) -> str | None:
+    """NLM category of a structured-abstract label ("Aims and objectives" -> OBJECTIVE)."""
+    if not label:
+        return None
+    upper = label.upper()
+    if upper in {"RESULTS", "METHODS", "BACKGROUND", "OBJECTIVE", "CONCLUSIONS"}:
+        return upper
+    for category, words in _CATEGORY_WORDS:
+        if any(word in upper for word in words):
+            return category
+    return None
+
+
+def _is_sentence_end(text: str, match: re.Match) -> bool:
+    after = text[match.end():]
+    if not after or not _NEXT_STARTS_SENTENCE.match(after):
+        return False
+    if "\n" in match.group():
+        return True
+    word = _WORD_BEFORE.search(text[:match.end()].rstrip())
+    if word is None:
+        return True
+    token = word.group(1).lower().lstrip("(\"'“‘[")
+    if token in ABBREVIATIONS or token.rstrip(".") in ABBREVIATIONS:
+        return False
+    # An initial ("A. Smith") or a dotted abbreviation ("U.K.") rarely ends a sentence.
+    return not re.fullmatch(r"[a-z]|(?:[a-z]\.)+[a-z]?", token)
+
+
+def split_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """(start, end) spans of the sentences of `text`, stripped of surrounding space."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _END.finditer(text):
+        if _is_sentence_end(text, match):
+            spans.append((start, match.start() + len(match.group().rstrip())))
+            start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for begin, end in spans:
+        chunk = text[begin:end]
+        stripped = chunk.strip()
+        if stripped:
+            lead = len(chunk) - len(chunk.lstrip())
+            out.append((offset + begin + lead, offset + begin + lead + len(stripped)))
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a plain text, verbatim."""
+    return [text[a:b] for a, b in split_spans(text)]
+
+
+def labelled_blocks(text: str, labels: list[str] | None = None) -> list[tuple[str | None, int, int]]:
+    """Split an abstract into (label, start, end) blocks at "LABEL: " markers.
+
+    `labels` (from a record's abstract_sections) lets mixed-case labels such as
+    "Patient or Public Contribution:" be found too; capitalised labels are always found.
+    """
+    markers = [(m.start(), m.end(), m.group(1).strip()) for m in _LABEL.finditer(text)]
+    for label in labels or ():
+        for m in re.finditer(rf"(?:^|(?<=\s)){re.escape(label)}:\s+", text):
+            if not any(a <= m.start() < b for a, b, _ in markers):
+                markers.append((m.start(), m.end(), label))
+    markers.sort()
+    if not markers:
+        return [(None, 0, len(text))]
+    blocks = [(None, 0, markers[0][0])] if markers[0][0] > 0 else []
+    for index, (_, body_start, label) in enumerate(markers):
+        end = markers[index + 1][0] if index + 1 < len(markers) else len(text)
+        blocks.append((label, body_start, end))
+    return [b for b in blocks if text[b[1]:b[2]].strip()]
+
+
+def text_sentences(text: str, prefix: str, labels: list[str] | None = None) -> Iterator[Sentence]:
+    """Sentences of one text (an abstract or a full-text section), with their sections."""
+    for label, start, end in labelled_blocks(text, labels):
+        section = f"{prefix}:{label}" if label else prefix
+        for a, b in split_spans(text[start:end], offset=start):
+            yield Sentence(text[a:b], a, section, label, label_category(label), text)
+
+
+def record_sentences(record: dict) -> list[Sentence]:
+    """Title and abstract sentences of a record, in reading order."""
+    sentences: list[Sentence] = []
+    title = record.get("title") or ""
+    if title.strip():
+        lead = len(title) - len(title.lstrip())
+        sentences.append(Sentence(title.strip(), lead, "title", None, "TITLE", title))
+    abstract = record.get("abstract") or ""
+    labels = [s.get("label") for s in record.get("abstract_sections") or [] if s.get("label")]
+    sentences.extend(text_sentences(abstract, "abstract", labels))
+    return sentences
