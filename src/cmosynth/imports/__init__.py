@@ -10,11 +10,12 @@ registry (`registry.py`); a new format is one module of this package that regist
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
-from cmosynth.console import track
+from cmosynth.console import Progress
 from cmosynth.errors import InputError
 from cmosynth.imports.registry import Format, detect_format, extension_of, formats, get_format
 
@@ -56,9 +57,24 @@ def convert_files(inputs: Sequence[str | Path], output: str | Path) -> int:
     output = Path(output)
     writer = _writer_for(output, None)
     records = chain.from_iterable(read_records_file(path) for path in inputs)
-    count = writer.write(output, track(records, f"converting to {output.name}"))
+    progress = Progress(f"converting to {output.name}")
+    try:
+        count = writer.write(output, _advancing(records, progress))
+    except BaseException:
+        # Progress.close() logs "done"; after a failure only the error line should be
+        # printed, but a terminal's progress bar must still be stopped.
+        if sys.stderr.isatty():
+            progress.close()
+        raise
+    progress.close()
     log.info("wrote %d records from %d file(s) to %s", count, len(inputs), output)
     return count
+
+
+def _advancing(records: Iterable[dict], progress: Progress) -> Iterator[dict]:
+    for record in records:
+        yield record
+        progress.advance()
 
 
 def readable_formats() -> list[str]:

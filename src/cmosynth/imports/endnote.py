@@ -45,13 +45,20 @@ def record_from_endnote(record: etree._Element, number: int, source: str) -> dic
         journal=(_text(record, "periodical/full-title") or _text(record, "titles/secondary-title")
                  or _text(record, "periodical/abbr-1")),
         year=parse_year(_text(record, "dates/year")),
-        pub_date=_text(record, "dates/pub-dates/date") or _text(record, "dates/year"),
+        pub_date=_pub_date(_text(record, "dates/year"), _text(record, "dates/pub-dates/date")),
         volume=_text(record, "volume"),
         issue=_text(record, "number"),
         pages=_text(record, "pages"),
         keywords=clean_list(keywords),
         language=_text(record, "language"),
     )
+
+
+def _pub_date(year: str | None, date: str | None) -> str | None:
+    """`2018 Mar` from EndNote's separate year and date (`Mar`, `2018 Mar 5`, `03/2018`)."""
+    if date and year and year not in date:
+        return f"{year} {date}"
+    return date or year
 
 
 def read_endnote(path: Path, source: str) -> Iterator[dict]:

@@ -31,7 +31,7 @@ _ACCESSION_PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,8})$", re.IGNORECASE)
 #: Databases whose accession numbers are their own, not PMIDs.
 _OWN_ACCESSION = re.compile(r"embase|psyc|cinahl|cochrane|central|scopus|web of science",
                             re.IGNORECASE)
-_AUTHOR_SEPARATOR = re.compile(r"\s*;\s*|\s+and\s+")
+_AND = re.compile(r"\s+and\s+")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -132,9 +132,15 @@ def _number(match: re.Match | None) -> str | None:
 
 
 def split_authors(value: object) -> list[str]:
-    """Authors of one field separated by `;` or ` and ` (BibTeX, CSV exports)."""
+    """Authors of one field separated by `;`, or by ` and ` between `Last, First` names
+    (BibTeX style), so that `Health and Care Board` stays one corporate author."""
     text = clean(value)
-    return clean_list(_AUTHOR_SEPARATOR.split(text)) if text else []
+    if not text:
+        return []
+    if ";" in text:
+        return clean_list(text.split(";"))
+    parts = _AND.split(text)
+    return clean_list(parts) if all("," in part for part in parts) else [text]
 
 
 def split_keywords(value: object) -> list[str]:
