@@ -71,6 +71,9 @@ def _add_dedup(sub) -> None:
                    help="reviewer CSV of pair decisions (duplicates / not_duplicates)")
     p.add_argument("--previous", type=Path, default=None,
                    help="an earlier deduplicated JSONL whose decisions are kept (incremental)")
+    p.add_argument("--history", type=Path, default=None,
+                   help="decision ledger: read if present (unless --previous is given) and "
+                   "rewritten after the run, so scheduled reruns keep earlier decisions")
     p.set_defaults(run=_run_dedup)
 
 
@@ -78,7 +81,7 @@ def _run_dedup(args) -> int:
     from cmosynth.dedup import dedup_files
 
     dedup_files(args.inputs, args.output, review_pairs=args.review_pairs,
-                overrides=args.overrides, previous=args.previous)
+                overrides=args.overrides, previous=args.previous, history=args.history)
     return 0
 
 
@@ -147,13 +150,22 @@ def _run_fulltext(args) -> int:
 def _add_extract(sub) -> None:
     p = sub.add_parser("extract", help="extract CMO configurations with verbatim quotes",
                        description="Extract context-mechanism-outcome configurations from "
-                       "records (JSONL) against a codebook.")
+                       "records (JSONL) against a codebook and write the CMO table (CSV, "
+                       "sorted, byte-identical on rerun). Every quote is a verbatim "
+                       "substring of the record's title, abstract or full text.")
     p.add_argument("input", type=Path, help="records JSONL (e.g. screen/included.jsonl)")
     p.add_argument("--codebook", type=Path, default=None,
-                   help="codebook YAML (default: the default topic's)")
+                   help="codebook YAML (default: config/codebooks/coproduction.yaml of this "
+                        "checkout, the default topic's)")
     p.add_argument("-o", "--output", type=Path, required=True, help="CMO table CSV")
     p.add_argument("--full-text", type=Path, default=None,
                    help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
+    p.add_argument("--embeddings", action="store_true",
+                   help="also code sentences by similarity to concept definitions (needs the "
+                        "`embeddings` extra: pip install 'cmosynth[embeddings]')")
+    p.add_argument("--llm", action="store_true",
+                   help="add suggestions from an OpenAI-compatible chat endpoint "
+                        "(CMOSYNTH_LLM_URL, CMOSYNTH_LLM_MODEL, CMOSYNTH_LLM_API_KEY)")
     p.set_defaults(run=_run_extract)
 
 
@@ -161,7 +173,7 @@ def _run_extract(args) -> int:
     from cmosynth.extract import extract_file
 
     extract_file(args.input, output=args.output, codebook=args.codebook,
-                 full_text_dir=args.full_text)
+                 full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm)
     return 0
 
 

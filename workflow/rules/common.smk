@@ -25,3 +25,28 @@ def topic_file(wildcards):
 def outputs_root(wildcards, output):
     """The outputs folder, derived from a rule's first output `<root>/<topic>/<stage>/<file>`."""
     return str(Path(output[0]).parents[2])
+
+
+# --- extract ---------------------------------------------------------------------------
+def _topic(wildcards):
+    return load_topic(TOPIC_FILES[wildcards.topic])
+
+
+def topic_codebook(wildcards):
+    """The topic's codebook file (config/codebooks/<name>.yaml unless the topic names one)."""
+    return _topic(wildcards)["codebook"]
+
+
+def topic_full_text_dir(wildcards):
+    """The full-text folder when the topic's extract.full_text is on, else no input."""
+    if _topic(wildcards)["extract"]["full_text"]:
+        return f"{OUT}/{wildcards.topic}/extract/fulltext"
+    return []
+
+
+def extract_options(wildcards, input):
+    """Command-line switches of `cmosynth extract` from the topic's extract section."""
+    settings = _topic(wildcards)["extract"]
+    options = [f"--full-text {input.fulltext}"] if input.get("fulltext") else []
+    options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
+    return " ".join(options)

@@ -18,8 +18,19 @@ ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
 ROLE_PREFIX = {"context": "ctx_", "mechanism": "mech_", "outcome": "out_"}
 THEORY_KEYS = {"contexts": "context", "mechanisms": "mechanism", "outcomes": "outcome"}
 
-#: The default topic's codebook, found beside the package in a source checkout.
-DEFAULT_CODEBOOK = Path(__file__).resolve().parents[3] / "config" / "codebooks" / "coproduction.yaml"
+#: The default topic's codebook: in the source checkout the package is installed from,
+#: else in the working directory (a clone of the workflow, where Snakemake runs).
+DEFAULT_CODEBOOK_NAME = Path("config") / "codebooks" / "coproduction.yaml"
+DEFAULT_CODEBOOK = Path(__file__).resolve().parents[3] / DEFAULT_CODEBOOK_NAME
+
+
+def default_codebook_path() -> Path:
+    """Where the default codebook is; ConfigError if neither place has it."""
+    for candidate in (DEFAULT_CODEBOOK, Path.cwd() / DEFAULT_CODEBOOK_NAME):
+        if candidate.exists():
+            return candidate
+    raise ConfigError(DEFAULT_CODEBOOK_NAME, None, "default codebook not found (no source "
+                      "checkout here); pass --codebook config/codebooks/<topic>.yaml")
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ def compile_cues(cues: list[str]) -> re.Pattern:
 
 def load_codebook(path: str | Path | None = None) -> Codebook:
     """Read, validate and compile a codebook; errors name the file and the key."""
-    path = Path(path) if path else DEFAULT_CODEBOOK
+    path = Path(path) if path else default_codebook_path()
     data = validate(read_yaml(path), load_schema("codebook"), path)
     sources = tuple(Source(s["id"], s["citation"], s.get("url")) for s in data["sources"])
     source_ids = {s.id for s in sources}

@@ -1,0 +1,39 @@
+rule fetch_full_text:
+    """Open-access JATS full texts of the included records with a PMC id (efetch db=pmc);
+    a rerun fetches only what is missing. Used when the topic's extract.full_text is on."""
+    input:
+        records=f"{OUT}/{{topic}}/screen/included.jsonl",
+    output:
+        fulltext=directory(f"{OUT}/{{topic}}/extract/fulltext"),
+    log:
+        f"{OUT}/{{topic}}/logs/fetch_full_text.log",
+    benchmark:
+        f"{OUT}/{{topic}}/benchmarks/fetch_full_text.tsv"
+    resources:
+        ncbi=1,
+    conda:
+        "../envs/cmosynth.yaml"
+    shell:
+        "cmosynth fulltext {input.records} -o {output.fulltext} 2> {log}"
+
+
+rule extract_cmo:
+    """CMO configurations with verbatim quotes from titles, abstracts and full texts,
+    coded against the topic's codebook."""
+    input:
+        records=f"{OUT}/{{topic}}/screen/included.jsonl",
+        codebook=topic_codebook,
+        fulltext=topic_full_text_dir,
+    output:
+        cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
+    log:
+        f"{OUT}/{{topic}}/logs/extract_cmo.log",
+    benchmark:
+        f"{OUT}/{{topic}}/benchmarks/extract_cmo.tsv"
+    params:
+        options=extract_options,
+    conda:
+        "../envs/cmosynth.yaml"
+    shell:
+        "cmosynth extract {input.records} --codebook {input.codebook} {params.options} "
+        "-o {output.cmo} 2> {log}"
