@@ -133,7 +133,9 @@ def held_out_problems(record: dict, held_out: set[str]) -> list[str]:
         doi = bib_field(bib_entries(LABELLED_BIB)[key], "doi").lower().strip()
         identifiers.add(f"doi:{doi}")
     overlap = identifiers & held_out
-    return [f"record is in held-out {HELD_OUT_BIB} ({', '.join(sorted(overlap))})"] if overlap else []
+    if not overlap:
+        return []
+    return [f"record is in held-out {HELD_OUT_BIB} ({', '.join(sorted(overlap))})"]
 
 
 def label_gap_expected(section: str | None, previous: str | None, inline_labels: bool) -> bool:
@@ -161,7 +163,7 @@ def coverage_problems(record: dict, abstract: str, labels: tuple[str | None, ...
     for number, sentence in enumerate(record["sentences"], start=1):
         text, section = normalise(sentence["text"]), sentence["section"]
         if text not in flat:
-            problems.append(f"sentence {number} is not verbatim in the source abstract: {text[:60]!r}")
+            problems.append(f"sentence {number} is not verbatim in the source: {text[:60]!r}")
             continue
         piece = squeeze(text)
         start = whole.find(piece, cursor)
@@ -173,21 +175,23 @@ def coverage_problems(record: dict, abstract: str, labels: tuple[str | None, ...
             gap = ""  # a leading "ABSTRACT" heading is no section label
         if label_gap_expected(section, previous, inline_labels):
             if not is_label(gap, section):
-                problems.append(f"sentence {number}: section {section!r} is not the label in the text ({gap[:40]!r})")
+                problems.append(f"sentence {number}: section {section!r} is not the label "
+                                f"written before it ({gap[:40]!r})")
         elif gap:
-            problems.append(f"sentence {number}: abstract text before it is not labelled: {gap[:60]!r}")
+            problems.append(f"sentence {number}: text before it is in no sentence: {gap[:60]!r}")
         cursor, previous = start + len(piece), section
     if whole[cursor:]:
-        problems.append(f"abstract text after the last sentence is not labelled: {whole[cursor:][:60]!r}")
+        problems.append(f"text after the last sentence is in no sentence: {whole[cursor:][:60]!r}")
     if labels:
         unknown = {sentence["section"] for sentence in record["sentences"]} - set(labels)
         if unknown:
-            problems.append(f"sections {sorted(map(str, unknown))} are not labels of the source abstract")
+            problems.append(f"sections {sorted(map(str, unknown))} are not labels of the source")
     return problems
 
 
 def check_record(record: dict, held_out: set[str]) -> list[str]:
-    errors = [error.message for error in jsonschema.Draft202012Validator(ABSTRACT_SCHEMA).iter_errors(record)]
+    validator = jsonschema.Draft202012Validator(ABSTRACT_SCHEMA)
+    errors = [error.message for error in validator.iter_errors(record)]
     if errors:
         return errors
     problems = held_out_problems(record, held_out)
@@ -206,7 +210,8 @@ def read_labels(path: Path) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise SystemExit(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+                    message = f"{path}:{line_number}: not valid JSON ({error.msg})"
+                    raise SystemExit(message) from None
     return records
 
 
@@ -220,15 +225,16 @@ def print_counts(records: list[dict]) -> None:
         roles = Counter(role for s in sentences for role in s["roles"])
         with_role = sum(1 for s in sentences if s["roles"])
         share = f" ({with_role / len(sentences):.0%})" if sentences else ""
-        row = f"{split:<6}{len(chosen):>10}{len(sentences):>10}" + "".join(f"{roles[r]:>11}" for r in ROLES)
+        row = f"{split:<6}{len(chosen):>10}{len(sentences):>10}"
+        row += "".join(f"{roles[r]:>11}" for r in ROLES)
         print(row + f"{with_role:>10}{len(sentences) - with_role:>8}{share}")
 
 
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else HERE / "abstracts.jsonl"
     if not CORPUS_DIR.is_dir():
-        print(f"shared data not found at {SHARED_DATA}: set CMOSYNTH_SHARED_DATA to the shared/data folder",
-              file=sys.stderr)
+        print(f"shared data not found at {SHARED_DATA}: "
+              "set CMOSYNTH_SHARED_DATA to the shared/data folder", file=sys.stderr)
         return 2
     records = read_labels(path)
     held_out = held_out_identifiers()
@@ -236,10 +242,11 @@ def main(argv: list[str]) -> int:
                 for n, r in enumerate(records, start=1) for p in check_record(r, held_out)]
     seen = Counter(r.get("id") for r in records)
     problems += [f"{path.name}: id {i} appears {c} times" for i, c in seen.items() if c > 1]
+    print_counts([r for r in records
+                  if isinstance(r.get("sentences"), list) and r.get("split") in SPLITS])
+    print(f"{len(problems)} problem(s) in {len(records)} abstracts", flush=True)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print_counts([r for r in records if isinstance(r.get("sentences"), list) and r.get("split") in SPLITS])
-    print(f"{len(problems)} problem(s) in {len(records)} abstracts")
     return 1 if problems else 0
 
 
