@@ -34,6 +34,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|2\d\d\d)(?!\d)")
 _HEAD_BYTES = 4096
+# Compiled once: lxml evaluates these in C, several times faster than iterfind paths.
+_MESH_DESCRIPTORS = etree.XPath("MeshHeadingList/MeshHeading/DescriptorName")
+_KEYWORDS = etree.XPath("KeywordList/Keyword")
+_PUBLICATION_TYPES = etree.XPath("PublicationTypeList/PublicationType | PublicationType")
+_ENTREZ_DATE = etree.XPath('PubMedPubDate[@PubStatus="entrez"]')
+_PUBMED_DATE = etree.XPath('PubMedPubDate[@PubStatus="pubmed"]')
 
 
 # ----------------------------------------------------------------------------- public API
@@ -193,7 +199,7 @@ def _journal_article_fields(article: etree._Element) -> dict:
         "pmcid": _pmcid(ids),
         "doi": _article_id(ids, "doi") or _elocation_doi(art),
         "title": _text(art.find("ArticleTitle")) or _text(art.find("VernacularTitle")),
-        **_abstract(art),
+        **_abstract(art.find("Abstract"), citation.findall("OtherAbstract")),
         "authors": _authors(art.find("AuthorList")),
         "journal": _journal_title(journal, citation),
         "year": year,
@@ -202,11 +208,9 @@ def _journal_article_fields(article: etree._Element) -> dict:
         "volume": _text(issue.find("Volume")) if issue is not None else None,
         "issue": _text(issue.find("Issue")) if issue is not None else None,
         "pages": _pages(art.find("Pagination")),
-        "mesh": [_text(d) for d in citation.iterfind("MeshHeadingList/MeshHeading/"
-                                                     "DescriptorName")],
-        "keywords": _unique(_text(k) for k in citation.iterfind("KeywordList/Keyword")),
-        "publication_types": _unique(_text(p) for p in
-                                     art.iterfind("PublicationTypeList/PublicationType")),
+        "mesh": [_text(d) for d in _MESH_DESCRIPTORS(citation)],
+        "keywords": _unique(_text(k) for k in _KEYWORDS(citation)),
+        "publication_types": _unique(_text(p) for p in _PUBLICATION_TYPES(art)),
         "language": _language(art),
     }
 
@@ -226,7 +230,7 @@ def _book_fields(article: etree._Element) -> dict:
         "doi": (_article_id(document.find("ArticleIdList"), "doi")
                 or _article_id(ids, "doi") or _elocation_doi(document)),
         "title": chapter_title or book_title or _text(document.find("VernacularTitle")),
-        **_abstract(document),
+        **_abstract(document.find("Abstract"), document.findall("OtherAbstract")),
         "authors": _authors(authors),
         "journal": book_title if chapter_title else None,
         "year": year,
@@ -234,9 +238,8 @@ def _book_fields(article: etree._Element) -> dict:
         "entrez_date": _entrez_date(article.find("PubmedBookData/History")),
         "volume": _text(book.find("Volume")) if book is not None else None,
         "pages": _pages(document.find("Pagination")),
-        "keywords": _unique(_text(k) for k in document.iterfind("KeywordList/Keyword")),
-        "publication_types": _unique(_text(p) for p in
-                                     document.iterfind("PublicationType")),
+        "keywords": _unique(_text(k) for k in _KEYWORDS(document)),
+        "publication_types": _unique(_text(p) for p in _PUBLICATION_TYPES(document)),
         "language": _language(document),
     }
 
@@ -273,11 +276,11 @@ def _math_text(math: etree._Element) -> str:
                    if isinstance(token.tag, str) and not len(token) and token.text)
 
 
-def _abstract(container: etree._Element) -> dict:
-    """`abstract_sections` and the joined `abstract`; OtherAbstract only if no Abstract."""
-    sections = _abstract_sections(container.find("Abstract"))
+def _abstract(abstract: etree._Element | None, others: list[etree._Element]) -> dict:
+    """`abstract_sections` and the joined `abstract`; OtherAbstract only if no Abstract,
+    preferring one in English."""
+    sections = _abstract_sections(abstract)
     if not sections:
-        others = container.findall("OtherAbstract")
         english = [o for o in others if o.get("Language", "eng") == "eng"]
         for other in english + others:
             sections = _abstract_sections(other)
@@ -379,12 +382,10 @@ def _entrez_date(history: etree._Element | None) -> str | None:
     """YYYY-MM-DD of the Entrez date (when PubMed received the record), else its pubmed date."""
     if history is None:
         return None
-    dates = {d.get("PubStatus"): d for d in history.iterfind("PubMedPubDate")}
-    date = dates.get("entrez")
-    if date is None:
-        date = dates.get("pubmed")
-    if date is None:
+    dates = _ENTREZ_DATE(history) or _PUBMED_DATE(history)
+    if not dates:
         return None
+    date = dates[0]
     try:
         year, month, day = (int(date.findtext(part)) for part in ("Year", "Month", "Day"))
     except (TypeError, ValueError):
