@@ -130,6 +130,18 @@ class Batch:
     search: EsearchResult = field(repr=False)
 
 
+def esearch_params(term: str, *, db: str = "pubmed", mindate: str | None = None,
+                   maxdate: str | None = None, datetype: str = "edat", usehistory: bool = True,
+                   retmax: int = 0, retstart: int = 0) -> dict:
+    """The esearch request parameters (without tool, email and key), as sent."""
+    params: dict = {"db": db, "term": term, "retmax": retmax, "retstart": retstart}
+    if mindate or maxdate:
+        params.update(datetype=datetype, mindate=mindate or "", maxdate=maxdate or "")
+    if usehistory:
+        params["usehistory"] = "y"
+    return params
+
+
 def batch_starts(count: int, batch_size: int) -> list[int]:
     """The retstart of every batch needed to fetch `count` records."""
     return list(range(0, count, batch_size))
@@ -182,11 +194,9 @@ class EutilsClient:
                 maxdate: str | None = None, datetype: str = "edat", usehistory: bool = True,
                 retmax: int = 0, retstart: int = 0) -> EsearchResult:
         """Run a search; with `usehistory` the result stays on NCBI's history server."""
-        params = {"db": db, "term": term, "retmax": retmax, "retstart": retstart}
-        if mindate or maxdate:
-            params.update(datetype=datetype, mindate=mindate or "", maxdate=maxdate or "")
-        if usehistory:
-            params["usehistory"] = "y"
+        params = esearch_params(term, db=db, mindate=mindate, maxdate=maxdate,
+                                datetype=datetype, usehistory=usehistory, retmax=retmax,
+                                retstart=retstart)
         raw = self._request("esearch.fcgi", params)
         return EsearchResult.from_xml(raw, params)
 
