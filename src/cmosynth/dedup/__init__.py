@@ -1,0 +1,139 @@
+"""Deduplication: link records of one publication found in several sources.
+
+Link, never delete: every input record is written out with `duplicate_of` (the
+record_id of its cluster's kept record, or null), `dup_rule` (the named rule that
+linked it), `dup_score`, `dup_group` and, on kept records, `merged_from` (which
+duplicate filled which empty field). Uncertain pairs go to a CSV for a reviewer, whose
+decisions come back through an overrides CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from cmosynth.dedup.engine import (DEDUP_FIELDS, REVIEW_COLUMNS, DedupResult, Override,
+                                   dedup_records)
+from cmosynth.errors import InputError
+from cmosynth.files import atomic_write, write_jsonl
+from cmosynth.records import read_records, write_records
+
+__all__ = ["dedup_files", "dedup_records", "read_overrides", "read_previous",
+           "write_review_pairs", "DedupResult", "Override", "DEDUP_FIELDS", "REVIEW_COLUMNS"]
+
+log = logging.getLogger("cmosynth.dedup")
+
+_DECISIONS = {"duplicates": True, "duplicate": True, "not_duplicates": False,
+              "not_duplicate": False}
+
+
+def read_input_records(path: Path) -> Iterator[dict]:
+    """Records from any supported format through the importers; JSONL needs none."""
+    try:
+        from cmosynth.imports import read_records_file
+    except ImportError:
+        if Path(path).suffix.lower() not in {".jsonl", ".ndjson"}:
+            raise InputError(path, "this format needs cmosynth.imports, which is not "
+                             "installed; convert the file to JSONL first") from None
+        yield from read_records(path)
+        return
+    yield from read_records_file(path)
+
+
+def read_overrides(path: str | os.PathLike) -> list[Override]:
+    """Reviewer decisions on pairs: record_id_a, record_id_b, decision[, reviewer, reason]."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "overrides file not found; check dedup.overrides in the topic")
+    overrides = []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"record_id_a", "record_id_b", "decision"} - set(reader.fieldnames or ())
+        if missing:
+            raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}; the header "
+                             "must be record_id_a,record_id_b,decision[,reviewer,reason]", line=1)
+        for line, row in enumerate(reader, start=2):
+            decision = (row.get("decision") or "").strip().lower()
+            if decision not in _DECISIONS:
+                raise InputError(path, f"decision {row.get('decision')!r} is neither "
+                                 "'duplicates' nor 'not_duplicates'", line=line)
+            a, b = (row.get("record_id_a") or "").strip(), (row.get("record_id_b") or "").strip()
+            if not a or not b:
+                raise InputError(path, "record_id_a and record_id_b are both needed", line=line)
+            overrides.append(Override(a, b, _DECISIONS[decision],
+                                      (row.get("reviewer") or "").strip(),
+                                      (row.get("reason") or "").strip()))
+    return overrides
+
+
+def read_previous(path: str | os.PathLike) -> dict[str, dict]:
+    """An earlier run's decisions by record_id, from its output or its decision ledger."""
+    decisions = {}
+    for number, record in enumerate(read_records(path), start=1):
+        if "record_id" not in record:
+            raise InputError(path, "record without record_id; is this a deduplicated JSONL?",
+                             line=number)
+        decisions[record["record_id"]] = {k: record.get(k) for k in
+                                          ("duplicate_of", "dup_rule", "dup_score")}
+    return decisions
+
+
+def write_review_pairs(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """The uncertain pairs as CSV (written atomically, header always present)."""
+    with atomic_write(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_ledger(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """The decisions alone (record_id, duplicate_of, dup_rule, dup_score), for the next run."""
+    write_jsonl(path, ({"record_id": r["record_id"], "duplicate_of": r["duplicate_of"],
+                        "dup_rule": r["dup_rule"], "dup_score": r["dup_score"]}
+                       for r in sorted(records, key=lambda r: r["record_id"])))
+
+
+def dedup_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+                review_pairs: str | os.PathLike | None = None,
+                overrides: str | os.PathLike | None = None,
+                previous: str | os.PathLike | None = None,
+                history: str | os.PathLike | None = None) -> DedupResult:
+    """Read, deduplicate and write every input record (sorted by record_id) to `output`.
+
+    `previous` is an earlier deduplicated JSONL whose decisions are kept. `history` is a
+    decision ledger that is read when present and rewritten after the run: the workflow
+    keeps it outside the rule's declared outputs, which Snakemake deletes before a rerun.
+    """
+    records = []
+    for path in inputs:
+        before = len(records)
+        records.extend(read_input_records(Path(path)))
+        log.info("read %d records from %s", len(records) - before, path)
+    earlier = {}
+    if previous:
+        if not Path(previous).exists():
+            raise InputError(previous, "earlier deduplicated file not found; check --previous")
+        earlier = read_previous(previous)
+    elif history and Path(history).exists():
+        earlier = read_previous(history)
+    result = dedup_records(records, read_overrides(overrides) if overrides else [], earlier)
+    write_records(output, sorted(result.records, key=lambda r: r["record_id"]))
+    if review_pairs:
+        write_review_pairs(review_pairs, result.review_pairs)
+    if history:
+        write_ledger(history, result.records)
+    _log_counts(result)
+    return result
+
+
+def _log_counts(result: DedupResult) -> None:
+    kept = sum(1 for r in result.records if r["duplicate_of"] is None)
+    log.info("records in: %d; kept: %d; duplicates linked: %d; clusters: %d; pairs to "
+             "review: %d", len(result.records), kept, len(result.records) - kept,
+             result.counts["clusters of duplicates"], len(result.review_pairs))
+    for name, count in sorted(result.counts.items()):
+        if name.startswith("linked by "):
+            log.info("%s: %d", name, count)
