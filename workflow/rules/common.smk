@@ -50,3 +50,20 @@ def extract_options(wildcards, input):
     options = [f"--full-text {input.fulltext}"] if input.get("fulltext") else []
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
     return " ".join(options)
+
+
+# --- dedup -----------------------------------------------------------------------------
+def topic_imports(wildcards):
+    """The topic's `search.imports` files (exports from other databases), or none."""
+    return load_topic(TOPIC_FILES[wildcards.topic])["search"]["imports"]
+
+
+def topic_dedup_overrides(wildcards):
+    """The reviewer's pair decisions (`dedup.overrides`) as an input, or no input."""
+    overrides = load_topic(TOPIC_FILES[wildcards.topic])["dedup"]["overrides"]
+    return [overrides] if overrides else []
+
+
+def dedup_options(wildcards, input):
+    """`--overrides FILE` when the topic names a reviewer overrides CSV."""
+    return f"--overrides {input.overrides}" if input.get("overrides") else ""
