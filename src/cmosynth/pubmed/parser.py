@@ -7,6 +7,7 @@ however many records a file holds; reference lists are never walked.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -14,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ContextManager
 
 from lxml import etree
 
@@ -34,6 +35,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|2\d\d\d)(?!\d)")
 _HEAD_BYTES = 4096
+_GZIP_MAGIC = b"\x1f\x8b"
 # Compiled once: lxml evaluates these in C, several times faster than iterfind paths.
 _MESH_DESCRIPTORS = etree.XPath("MeshHeadingList/MeshHeading/DescriptorName")
 _KEYWORDS = etree.XPath("KeywordList/Keyword")
@@ -47,8 +49,8 @@ _PUBMED_DATE = etree.XPath('PubMedPubDate[@PubStatus="pubmed"]')
 def parse_pubmed_xml(source: Source) -> Iterator[dict]:
     """Yield one Record per PubMed article or book article in `source`, in file order.
 
-    `source` is a path (gzip when it ends in `.gz`), the bytes of a response, or a binary
-    file object. An empty result set yields nothing; a body that is not PubMed XML, or
+    `source` is a path, the bytes of a response, or a binary file object; gzip is
+    decompressed transparently. An empty result set yields nothing; a body that is not PubMed XML, or
     XML cut short, raises InputError naming the source and line.
     """
     for article in _iter_articles(source):
@@ -73,6 +75,7 @@ def _iter_articles(source: Source) -> Iterator[etree._Element]:
         events = etree.iterparse(reader, events=("end",),
                                  tag=(*ARTICLE_TAGS, "ReferenceList"),
                                  resolve_entities=False, no_network=True, huge_tree=True)
+        count = 0
         try:
             for _, element in events:
                 if element.tag == "ReferenceList":
@@ -80,6 +83,7 @@ def _iter_articles(source: Source) -> Iterator[etree._Element]:
                     continue
                 yield element
                 _free(element)
+                count += 1
         except etree.XMLSyntaxError as exc:
             raise InputError(name, f"not well-formed PubMed XML ({exc.msg}); the file is "
                                    "truncated or corrupt, fetch it again",
@@ -92,6 +96,7 @@ def _iter_articles(source: Source) -> Iterator[etree._Element]:
             raise InputError(name, f"not PubMed XML: the root element is <{tag}>, expected "
                                    "<PubmedArticleSet>; was it fetched with retmode=xml?",
                              line=getattr(root, "sourceline", None))
+        log.debug("%s: %d PubMed articles", name, count)
 
 
 def _free(element: etree._Element) -> None:
@@ -111,33 +116,25 @@ def _source_name(source: Source) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
-def _open_binary(source: Source) -> BinaryIO:
-    """A binary stream over `source`; gzip is recognised by name or by its magic bytes."""
+def _open_binary(source: Source) -> ContextManager[BinaryIO]:
+    """A binary stream over `source`, gzip recognised by its magic bytes, not its name.
+
+    A caller's own file object is left open for the caller to close.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        if data[:2] == b"\x1f\x8b":
+        if data[:2] == _GZIP_MAGIC:
             return gzip.GzipFile(fileobj=io.BytesIO(data))
         return io.BytesIO(data)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+            with open(path, "rb") as probe:
+                gzipped = probe.read(2) == _GZIP_MAGIC
+            return gzip.open(path, "rb") if gzipped else open(path, "rb")
         except OSError as exc:
             raise InputError(path, f"cannot open ({exc.strerror or exc})") from None
-    return _NotClosing(source)
-
-
-class _NotClosing(io.RawIOBase):
-    """Lets `with` use a caller's file object without closing it."""
-
-    def __init__(self, stream: BinaryIO):
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        return self._stream.read(size)
-
-    def close(self) -> None:
-        pass
+    return contextlib.nullcontext(source)
 
 
 class _NonEmptyReader:
