@@ -43,6 +43,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,15 @@ class Theory:
     def names(self, role: str) -> tuple[str, ...]:
         """The concept ids the theory names for one CMO element."""
         return getattr(self, ROLE_PLURAL[role])
+
+    @cached_property
+    def named(self) -> dict[str, frozenset[str]]:
+        """The same as sets, for the many membership tests of judging CMOCs."""
+        return {role: frozenset(self.names(role)) for role in ROLES}
+
+    def shares(self, cmoc: "Cmoc", role: str) -> bool:
+        """Whether the CMOC names, for `role`, a concept the theory names."""
+        return not self.named[role].isdisjoint(cmoc.concepts(role))
 
 
 @dataclass(frozen=True)
@@ -303,24 +313,19 @@ class Evidence:
 
 def is_evidence_for(cmoc: Cmoc, theory: Theory) -> bool:
     """Linked by the extractor, names the theory's mechanism, or its context and outcome."""
-    return (cmoc.theory_id == theory.id
-            or _overlaps(cmoc.mechanism, theory.mechanisms)
-            or (_overlaps(cmoc.context, theory.contexts) and _overlaps(cmoc.outcome, theory.outcomes)))
-
-
-def _overlaps(a: Iterable[str], b: Iterable[str]) -> bool:
-    return not set(a).isdisjoint(b)
+    return (cmoc.theory_id == theory.id or theory.shares(cmoc, "mechanism")
+            or (theory.shares(cmoc, "context") and theory.shares(cmoc, "outcome")))
 
 
 def judge_cmoc(cmoc: Cmoc, theory: Theory, book: TheoryBook,
                contrary_cues: re.Pattern | None) -> Evidence:
     """Classify one CMOC as supporting, refining and/or contrary for a theory."""
     contrary = tuple(_contrary_reasons(cmoc, theory, book, contrary_cues))
-    shared = sum(_overlaps(cmoc.concepts(role), theory.names(role)) for role in ROLES)
+    shared = sum(theory.shares(cmoc, role) for role in ROLES)
     new_concepts: tuple[str, ...] = ()
-    if _overlaps(cmoc.mechanism, theory.mechanisms):
+    if theory.shares(cmoc, "mechanism"):
         new_concepts = tuple(c for role in ("context", "outcome") for c in cmoc.concepts(role)
-                             if c not in theory.names(role))
+                             if c not in theory.named[role])
     return Evidence(cmoc=cmoc, supporting=shared >= 2 and not contrary,
                     new_concepts=new_concepts, contrary=contrary)
 
@@ -328,7 +333,7 @@ def judge_cmoc(cmoc: Cmoc, theory: Theory, book: TheoryBook,
 def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: TheoryBook,
                       contrary_cues: re.Pattern | None) -> list[str]:
     expects_positive = any(book.concepts[o].polarity != "negative" for o in theory.outcomes)
-    reasons = [f"negative outcome {o} ({book.label(o)})" for o in cmoc.outcome
+    reasons = [f'negative outcome {o} "{book.label(o)}"' for o in cmoc.outcome
                if expects_positive and book.concepts[o].polarity == "negative"
                and o not in theory.outcomes]
     negates_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
@@ -372,31 +377,31 @@ class TheoryJudgement:
     reasons: tuple[str, ...]
     evidence: tuple[Evidence, ...]
 
-    @property
+    @cached_property
     def records(self) -> tuple[str, ...]:
         return _distinct(e.cmoc.record_id for e in self.evidence)
 
-    @property
+    @cached_property
     def supporting(self) -> tuple[Evidence, ...]:
         return tuple(e for e in self.evidence if e.supporting)
 
-    @property
+    @cached_property
     def refining(self) -> tuple[Evidence, ...]:
         return tuple(e for e in self.evidence if e.refining)
 
-    @property
+    @cached_property
     def contrary(self) -> tuple[Evidence, ...]:
         return tuple(e for e in self.evidence if e.contrary)
 
-    @property
+    @cached_property
     def supporting_records(self) -> tuple[str, ...]:
         return _distinct(e.cmoc.record_id for e in self.supporting)
 
-    @property
+    @cached_property
     def contesting_records(self) -> tuple[str, ...]:
         return _distinct(e.cmoc.record_id for e in self.contrary)
 
-    @property
+    @cached_property
     def refining_concepts(self) -> tuple[str, ...]:
         return _distinct(c for e in self.refining for c in e.new_concepts)
 
@@ -474,9 +479,9 @@ def _reasons(judgement: TheoryJudgement, book: TheoryBook, min_records: int) -> 
     """Plain-language reasons for a status, one per signal (or for its absence)."""
     reasons = []
     if judgement.contrary:
-        details = sorted({f"{e.cmoc.record_id} ({'; '.join(e.contrary)})" for e in judgement.contrary})
+        details = sorted({f"{e.cmoc.record_id}: {', '.join(e.contrary)}" for e in judgement.contrary})
         reasons.append(f"contrary evidence in {_count(judgement.contesting_records, 'record')}: "
-                       + ", ".join(details))
+                       + "; ".join(details))
     if judgement.refining_concepts:
         concepts = ", ".join(f"{c} ({book.label(c)})" for c in judgement.refining_concepts)
         records = _distinct(e.cmoc.record_id for e in judgement.refining)
@@ -663,10 +668,38 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]|<>])", r"\\\1", text)
 
 
-def _quoted_cmoc(cmoc: Cmoc, book: TheoryBook, records: Mapping[str, dict]) -> str:
-    return (f'- "{_md(cmoc.quote)}" — {cite(records[cmoc.record_id])}; '
-            f"{_md(triple_label(cmoc.triple, book))}; {cmoc.section or 'section not given'}, "
-            f"confidence {cmoc.confidence:.2f}")
+def _quoted_cmoc(cmoc: Cmoc, records: Mapping[str, dict], note: str = "") -> str:
+    """A nested list item: the quote, its citation, section and confidence."""
+    text = (f'  - "{_md(cmoc.quote)}" — {cite(records[cmoc.record_id])}; '
+            f"{cmoc.section or 'section not given'}, confidence {cmoc.confidence:.2f}")
+    return text + (f"; {_md(note)}" if note else "")
+
+
+def evidence_block(cmocs: Iterable[Cmoc], book: TheoryBook, records: Mapping[str, dict],
+                   top_quotes: int, notes: Mapping[str, str] | None = None) -> list[str]:
+    """CMOCs grouped by concept triple: counts, years and designs, the strongest quotes,
+    and every other record cited, so a large review stays readable without losing sources."""
+    by_triple: dict[tuple, list[Cmoc]] = defaultdict(list)
+    for cmoc in cmocs:
+        by_triple[cmoc.triple].append(cmoc)
+    if not by_triple:
+        return ["None."]
+    lines = []
+    for triple, members in sorted(by_triple.items(),
+                                  key=lambda kv: (-len({c.record_id for c in kv[1]}), kv[0])):
+        members.sort(key=lambda c: c.strength_order)
+        record_ids = _distinct(c.record_id for c in members)
+        years = sorted({records[r]["year"] for r in record_ids if records[r].get("year")})
+        span = f"{years[0]}-{years[-1]}" if years and years[0] != years[-1] else (
+            str(years[0]) if years else "years unknown")
+        lines.append(f"- **{_md(triple_label(triple, book))}**: "
+                     f"{_count(len(members), 'CMOC')} in {_count(record_ids, 'record')} ({span})")
+        quoted = members[:top_quotes]
+        lines += [_quoted_cmoc(c, records, (notes or {}).get(c.cmoc_id, "")) for c in quoted]
+        others = [r for r in record_ids if r not in {c.record_id for c in quoted}]
+        if others:
+            lines.append("  - Also in: " + "; ".join(cite(records[r]) for r in others))
+    return lines
 
 
 def render_programme_theories(result: Synthesis) -> str:
@@ -704,54 +737,41 @@ def _rules_section(settings: Mapping) -> list[str]:
         f"outcome concepts, in at least {settings['min_records']} distinct records.",
         "- **no evidence**: none of these.", "",
         "When several apply, the status is the first of contested, refined, supported; every "
-        "signal is listed under the theory.", "",
+        f"signal is listed under the theory. Each configuration shows its {settings['top_quotes']} "
+        "strongest quotes (highest extraction confidence) and cites every other record.", "",
     ]
 
 
 def _theory_section(judgement: TheoryJudgement, book: TheoryBook, records: Mapping[str, dict],
                     top_quotes: int) -> list[str]:
     theory = judgement.theory
+    elements = triple_label((theory.contexts, theory.mechanisms, theory.outcomes), book)
     lines = [f"## {theory.id}: {_md(theory.label)}", "", f"> {_md(theory.statement)}", "",
-             "Elements: " + _md(triple_label((theory.contexts, theory.mechanisms, theory.outcomes),
-                                             book)), "",
+             f"Elements: {_md(elements)}", "",
              "Seed sources: " + "; ".join(_md(book.sources.get(s, s)) for s in theory.sources), "",
              f"**Status: {judgement.status}.** Signals: {', '.join(judgement.signals) or 'none'}.", ""]
     lines += [f"- {_md(reason)}" for reason in judgement.reasons]
-    lines.append("")
-    supporting = sorted((e.cmoc for e in judgement.supporting), key=lambda c: c.strength_order)
-    lines += ["### Supporting evidence", ""]
-    lines += [_quoted_cmoc(c, book, records) for c in supporting] or ["None."]
-    lines.append("")
-    lines += ["### Refinements", ""]
+    lines += ["", "### Supporting evidence", ""]
+    lines += evidence_block((e.cmoc for e in judgement.supporting), book, records, top_quotes)
+    lines += ["", "### Refinements", ""]
+    for concept in judgement.refining_concepts:
+        cited = _distinct(e.cmoc.record_id for e in judgement.refining if concept in e.new_concepts)
+        lines.append(f"- New {book.concepts[concept].role} `{concept}` ({_md(book.label(concept))}) "
+                     f"in {_count(cited, 'record')}")
     if judgement.refining_concepts:
-        for concept in judgement.refining_concepts:
-            cited = _distinct(e.cmoc.record_id for e in judgement.refining if concept in e.new_concepts)
-            lines.append(f"- New {book.concepts[concept].role} `{concept}` "
-                         f"({_md(book.label(concept))}): "
-                         + "; ".join(cite(records[r]) for r in cited))
         lines.append("")
-        refining = sorted((e.cmoc for e in judgement.refining), key=lambda c: c.strength_order)
-        lines += [_quoted_cmoc(c, book, records) for c in refining[:max(top_quotes, 1)]]
-    else:
-        lines.append("None.")
-    lines.append("")
-    lines += ["### Contested evidence", ""]
-    contrary = sorted(judgement.contrary, key=lambda e: e.cmoc.strength_order)
-    lines += [_quoted_cmoc(e.cmoc, book, records) + f"; contrary: {_md('; '.join(e.contrary))}"
-              for e in contrary] or ["None."]
+    lines += evidence_block((e.cmoc for e in judgement.refining), book, records, top_quotes)
+    lines += ["", "### Contested evidence", ""]
+    notes = {e.cmoc.cmoc_id: "contrary: " + "; ".join(e.contrary) for e in judgement.contrary}
+    lines += evidence_block((e.cmoc for e in judgement.contrary), book, records, top_quotes, notes)
     lines.append("")
     return lines
 
 
 def _unmapped_section(result: Synthesis) -> list[str]:
     lines = ["## CMOCs that map to no theory (candidate new theories)", ""]
-    if not result.unmapped:
+    unmapped = [c for configuration in result.unmapped for c in configuration.cmocs]
+    if not unmapped:
         return lines + ["None: every CMOC counts for at least one programme theory."]
-    for configuration in result.unmapped:
-        lines += [f"### {_md(configuration.label)}", "",
-                  f"{_count(len(configuration.cmocs), 'CMOC')} in "
-                  f"{_count(configuration.records, 'record')} ({configuration.year_range or 'years unknown'}).",
-                  ""]
-        lines += [_quoted_cmoc(c, result.book, result.records) for c in configuration.top_quotes]
-        lines.append("")
-    return lines
+    return lines + evidence_block(unmapped, result.book, result.records,
+                                  result.settings["top_quotes"])
