@@ -5,7 +5,6 @@ the XML by eye."""
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import subprocess
 import sys
@@ -249,6 +248,13 @@ def test_truncated_gzip_is_an_input_error(tmp_path):
         list(parse_pubmed_xml(cut))
 
 
+def test_article_without_its_citation_is_an_input_error_naming_the_line():
+    body = (b"<PubmedArticleSet>\n<PubmedArticle>\n<PubmedData/>\n</PubmedArticle>\n"
+            b"</PubmedArticleSet>\n")
+    with pytest.raises(InputError, match=r"<bytes>:2: <PubmedArticle> with no <MedlineCitation"):
+        list(parse_pubmed_xml(body))
+
+
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="cannot open"):
         list(parse_pubmed_xml(tmp_path / "absent.xml"))
@@ -287,7 +293,7 @@ def test_fields_agree_with_biopython_on_every_real_journal_article():
         ours = [r for r in ours if r["pmid"] in {str(a["MedlineCitation"]["PMID"])
                                                  for a in theirs}]
         assert len(ours) == len(theirs), path
-        for record, article in zip(ours, theirs):
+        for record, article in zip(ours, theirs, strict=True):
             citation = article["MedlineCitation"]
             art = citation["Article"]
             ids = {str(i.attributes["IdType"]): str(i)

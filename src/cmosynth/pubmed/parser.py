@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, ContextManager
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -50,8 +50,8 @@ def parse_pubmed_xml(source: Source) -> Iterator[dict]:
     """Yield one Record per PubMed article or book article in `source`, in file order.
 
     `source` is a path, the bytes of a response, or a binary file object; gzip is
-    decompressed transparently. An empty result set yields nothing; a body that is not PubMed XML, or
-    XML cut short, raises InputError naming the source and line.
+    decompressed transparently. An empty result set yields nothing; a body that is not
+    PubMed XML, or XML cut short, raises InputError naming the source and line.
     """
     for article in _iter_articles(source):
         yield _record_from(article, source)
@@ -116,7 +116,7 @@ def _source_name(source: Source) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
-def _open_binary(source: Source) -> ContextManager[BinaryIO]:
+def _open_binary(source: Source) -> contextlib.AbstractContextManager[BinaryIO]:
     """A binary stream over `source`, gzip recognised by its magic bytes, not its name.
 
     A caller's own file object is left open for the caller to close.
@@ -140,8 +140,8 @@ def _open_binary(source: Source) -> ContextManager[BinaryIO]:
 class _NonEmptyReader:
     """Replays the bytes read to check the body is not blank, then the rest of the stream.
 
-    NCBI answers an empty history slice with a blank body; that is an empty result,
-    not a parse error, so it is told apart before lxml sees it.
+    A blank body is an empty answer, not a parse error, so it is told apart before
+    lxml sees it (lxml calls it "Start tag expected", like any other non-XML body).
     """
 
     def __init__(self, head: bytes, stream: BinaryIO):
@@ -149,7 +149,8 @@ class _NonEmptyReader:
         self._stream = stream
 
     @classmethod
-    def wrap(cls, stream: BinaryIO, name: str) -> "_NonEmptyReader | None":
+    def wrap(cls, stream: BinaryIO, name: str) -> _NonEmptyReader | None:
+        """A reader over `stream`, or None when it holds nothing but whitespace."""
         head = b""
         try:
             while not head.strip():
@@ -171,15 +172,20 @@ class _NonEmptyReader:
 # ----------------------------------------------------------------------------- records
 
 def _record_from(article: etree._Element, source: Source) -> dict:
-    if article.tag == "PubmedBookArticle":
-        fields = _book_fields(article)
-    else:
-        fields = _journal_article_fields(article)
+    book = article.tag == "PubmedBookArticle"
+    required = "BookDocument" if book else "MedlineCitation/Article"
+    if article.find(required) is None:
+        raise _incomplete(article, source, f"no <{required}>")
+    fields = _book_fields(article) if book else _journal_article_fields(article)
     if not fields["pmid"]:
-        raise InputError(_source_name(source), f"<{article.tag}> without a PMID; "
-                                               "this is not a PubMed record",
-                         line=article.sourceline)
+        raise _incomplete(article, source, "no PMID")
     return new_record("pubmed", source_id=fields["pmid"], **fields)
+
+
+def _incomplete(article: etree._Element, source: Source, what: str) -> InputError:
+    return InputError(_source_name(source), f"<{article.tag}> with {what} is not a complete "
+                                            "PubMed record; fetch it again",
+                      line=article.sourceline)
 
 
 def _journal_article_fields(article: etree._Element) -> dict:
@@ -247,10 +253,7 @@ def _text(element: etree._Element | None) -> str | None:
     """Plain text of an element: inline markup flattened, tails kept, spaces normalised."""
     if element is None:
         return None
-    if len(element):
-        raw = "".join(_flatten(element))
-    else:
-        raw = element.text or ""
+    raw = "".join(_flatten(element)) if len(element) else element.text or ""
     return " ".join(raw.split()) or None
 
 
