@@ -97,18 +97,24 @@ class Codebook:
 
 
 def cue_regex(cue: str) -> str:
-    """Regex for one cue: words matched on boundaries, `*` a word-prefix wildcard, and any
-    run of spaces or hyphens between words matching either (co-design = co design)."""
+    """Regex for one cue (without its leading word boundary): words separated by any run of
+    spaces, a hyphen matching a hyphen, a space or nothing (co-design = co design =
+    codesign), and a trailing `*` a word-prefix wildcard."""
     prefix = cue.endswith("*")
-    words = re.split(r"[\s]+", cue.rstrip("*").strip())
+    words = re.split(r"\s+", cue.rstrip("*").strip())
     body = r"\s+".join(re.escape(w).replace(r"\-", r"[-\s]?") for w in words)
-    return rf"(?<![\w-]){body}" + (r"[\w-]*" if prefix else r"(?![\w])")
+    return body + (r"[\w-]*" if prefix else r"(?![\w])")
 
 
 def compile_cues(cues: list[str]) -> re.Pattern:
-    """One case-insensitive pattern for all cues, longest first so the fullest phrase wins."""
-    ordered = sorted(set(cues), key=len, reverse=True)
-    return re.compile("|".join(cue_regex(c) for c in ordered), re.IGNORECASE)
+    """One case-insensitive pattern for all cues, anchored once at a word start and grouped
+    by first letter, so that a sentence is scanned quickly; longest cue first in a group."""
+    groups: dict[str, list[str]] = {}
+    for cue in sorted(set(cues), key=lambda c: (-len(c), c)):
+        groups.setdefault(cue[0].lower(), []).append(cue_regex(cue))
+    branches = [f"(?={re.escape(first)})(?:{'|'.join(alternatives)})"
+                for first, alternatives in sorted(groups.items())]
+    return re.compile(r"(?<![\w-])(?:" + "|".join(branches) + ")", re.IGNORECASE)
 
 
 def load_codebook(path: str | Path | None = None) -> Codebook:

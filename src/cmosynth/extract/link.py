@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cmosynth.extract.codebook import ROLES, Codebook, Theory
-from cmosynth.extract.roles import BACKWARD_CAUSAL, CONDITIONAL_OPENING, FORWARD_CAUSAL
+from cmosynth.extract.roles import (BACKWARD_CAUSAL, CONDITIONAL_OPENING, FORWARD_CAUSAL,
+                                    STRONG_FORWARD)
 from cmosynth.extract.sentences import Sentence
 
 #: How far apart (in sentences of the same text) linked elements may be, and how much a
@@ -47,7 +48,8 @@ def clause_spans(text: str) -> dict[str, tuple[int, int]]:
     """Clauses of a sentence by role, where a connective makes the split clear.
 
     "When X, Y"      -> context X, rest Y (mechanism and outcome then split further)
-    "X enabled Y"    -> mechanism X, outcome Y
+    "X enabled Y"    -> mechanism X, outcome Y (in a chain "X built Y, which led to Z"
+                        the last explicit link splits: mechanism "X built Y", outcome Z)
     "Y through X"    -> outcome Y, mechanism X
     """
     spans: dict[str, tuple[int, int]] = {}
@@ -57,7 +59,8 @@ def clause_spans(text: str) -> dict[str, tuple[int, int]]:
         spans["context"] = (0, opening.end() - 1)
         start = opening.end()
     rest = text[start:]
-    forward = FORWARD_CAUSAL.search(rest)
+    explicit = list(STRONG_FORWARD.finditer(rest))
+    forward = explicit[-1] if explicit else FORWARD_CAUSAL.search(rest)
     backward = BACKWARD_CAUSAL.search(rest)
     if forward and (not backward or forward.start() <= backward.start()) and forward.start() > 3:
         spans["mechanism"] = (start, start + forward.start())

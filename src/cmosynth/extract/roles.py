@@ -26,7 +26,13 @@ RULES_METHOD = "rules-v1"
 
 _WORDS = lambda *words: re.compile(r"(?<![\w-])(?:" + "|".join(words) + r")", re.IGNORECASE)  # noqa: E731
 
-#: "X enabled Y", "X led to Y": the cause (mechanism or context) before the effect.
+#: "X led to Y", "X enabled Y": explicit causal links, the cause before the effect.
+STRONG_FORWARD = _WORDS(
+    r"led to", r"leads? to", r"lead(?:ing)? to", r"result(?:ed|s|ing)? in", r"enabl(?:ed|es|ing)",
+    r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)?(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
+    r"made (?:it )?(?:possible|easier|smoother)", r"allow(?:ed|s|ing)",
+)
+#: The same and verbs of change ("X improved Y", "X built Y").
 FORWARD_CAUSAL = _WORDS(
     r"led to", r"leads? to", r"lead(?:ing)? to", r"result(?:ed|s|ing)? in", r"enabl(?:ed|es|ing)",
     r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)?(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
@@ -68,7 +74,7 @@ AIM_OR_METHOD = _WORDS(
     r"focus groups? (?:were|was)", r"cross-sectional", r"systematic(?:ally)? (?:review|search)",
     r"(?:n|N) ?= ?\d", r"questionnaire", r"regression", r"randomi[sz]ed",
     r"data (?:were|was)", r"participants (?:were|completed)", r"(?:in|this) protocol",
-    r"©", r"copyright", r"[^.!]*\?$", r"published by", r"registration", r"registered", r"trial regist",
+    r"©", r"copyright", r"published by", r"registration", r"registered", r"trial regist",
     r"ethical approval", r"clinicaltrials\.gov", r"this (?:paper|article|commentary) (?:describes|"
     r"provides|presents|reports|discusses|summari[sz]es|reviews|outlines|highlights)",
 )
@@ -168,7 +174,7 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook) -> Sent
         text=text, category=category, concepts=concepts, generic=generic,
         forward=bool(FORWARD_CAUSAL.search(text)), backward=bool(BACKWARD_CAUSAL.search(text)),
         conditional=bool(CONDITIONAL_OPENING.search(text) or CONDITIONAL.search(text)),
-        aim_or_method=bool(AIM_OR_METHOD.search(text)),
+        aim_or_method=text.rstrip().endswith("?") or bool(AIM_OR_METHOD.search(text)),
         future=bool(FUTURE.search(text)),
     )
 

