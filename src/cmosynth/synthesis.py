@@ -47,19 +47,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import cmosynth
-from cmosynth.config import load_schema, read_yaml, validate
+from cmosynth.config import load_schema, validate
 from cmosynth.errors import ConfigError, InputError
+from cmosynth.extract import CMO_COLUMNS
+from cmosynth.extract.codebook import DEFAULT_CODEBOOK, load_codebook
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 
 log = logging.getLogger("cmosynth.synthesis")
 
-#: The CMO table contract (DESIGN.md); synthesis needs every one of these columns.
-CMO_COLUMNS: tuple[str, ...] = (
-    "cmoc_id", "record_id", "pmid", "doi", "theory_id", "context", "mechanism", "outcome",
-    "context_quote", "mechanism_quote", "outcome_quote", "section", "confidence", "method",
-)
 ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
 ROLE_PLURAL = {"context": "contexts", "mechanism": "mechanisms", "outcome": "outcomes"}
 
@@ -159,7 +155,7 @@ def theory_book(codebook: Any) -> TheoryBook:
 
 def default_codebook_path() -> Path:
     """The default topic's codebook in the repository the package is installed from."""
-    return Path(cmosynth.__file__).resolve().parents[2] / "config" / "codebooks" / "coproduction.yaml"
+    return DEFAULT_CODEBOOK
 
 
 def load_theory_book(path: str | Path | None) -> TheoryBook:
@@ -169,12 +165,7 @@ def load_theory_book(path: str | Path | None) -> TheoryBook:
         where = "default codebook" if path == default_codebook_path() else "codebook"
         raise ConfigError(path, None, f"{where} not found; pass --codebook with the topic's "
                           "codebook (config/codebooks/<topic>.yaml)")
-    return theory_book(_read_codebook(path))
-
-
-def _read_codebook(path: Path) -> Any:
-    """Load and validate a codebook by the extract stage's codebook schema."""
-    return validate(read_yaml(path), load_schema("codebook"), path)
+    return theory_book(load_codebook(path))
 
 
 # --- settings ----------------------------------------------------------------------------
