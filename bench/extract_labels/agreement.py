@@ -1,0 +1,98 @@
+"""Inter-annotator agreement on the sentence-role set.
+
+Compares the first annotation (abstracts.jsonl) with the independent second annotation
+(abstracts_second.jsonl). It checks that both files hold the same abstracts and the same
+sentences in the same order, then prints, per split (dev, test, all) and per role
+(context, mechanism, outcome), precision, recall and F1 of annotator 2 against
+annotator 1, Cohen's kappa, and the macro F1 over the three roles.
+
+    python bench/extract_labels/agreement.py [first.jsonl] [second.jsonl]
+
+Each sentence is a binary decision per role (the role is in its list or not). F1 is
+symmetric in the two annotators; precision and recall swap if the files are swapped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sklearn.metrics import cohen_kappa_score
+
+HERE = Path(__file__).resolve().parent
+ROLES = ("context", "mechanism", "outcome")
+SPLITS = ("dev", "test", "all")
+
+
+def load(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, set, set]]:
+    """(split, roles_1, roles_2) per sentence; exits if the two files do not align."""
+    problems: list[str] = []
+    if [d["id"] for d in first] != [d["id"] for d in second]:
+        problems.append("abstract ids differ or are in a different order")
+    pairs: list[tuple[str, set, set]] = []
+    for a, b in zip(first, second):
+        if a["id"] != b["id"]:
+            continue
+        if a["split"] != b["split"]:
+            problems.append(f"{a['id']}: split {a['split']} vs {b['split']}")
+        sa, sb = a["sentences"], b["sentences"]
+        if len(sa) != len(sb):
+            problems.append(f"{a['id']}: {len(sa)} vs {len(sb)} sentences")
+            continue
+        for i, (x, y) in enumerate(zip(sa, sb)):
+            if x["text"] != y["text"] or x.get("section") != y.get("section"):
+                problems.append(f"{a['id']} sentence {i}: text or section differs")
+                continue
+            pairs.append((a["split"], set(x["roles"]), set(y["roles"])))
+    if problems:
+        print("The two annotation files do not have the same sentences:", file=sys.stderr)
+        for p in problems:
+            print("  " + p, file=sys.stderr)
+        sys.exit(1)
+    return pairs
+
+
+def scores(pairs: list[tuple[str, set, set]], role: str) -> dict:
+    y1 = [int(role in r1) for _, r1, _ in pairs]
+    y2 = [int(role in r2) for _, _, r2 in pairs]
+    tp = sum(a and b for a, b in zip(y1, y2))
+    fp = sum(b and not a for a, b in zip(y1, y2))
+    fn = sum(a and not b for a, b in zip(y1, y2))
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    kappa = cohen_kappa_score(y1, y2) if len(set(y1) | set(y2)) > 1 else float("nan")
+    return {"n1": sum(y1), "n2": sum(y2), "tp": tp, "p": p, "r": r, "f1": f, "kappa": kappa}
+
+
+def main(argv: list[str]) -> int:
+    first_path = Path(argv[1]) if len(argv) > 1 else HERE / "abstracts.jsonl"
+    second_path = Path(argv[2]) if len(argv) > 2 else HERE / "abstracts_second.jsonl"
+    pairs = paired_sentences(load(first_path), load(second_path))
+    print(f"annotator 1: {first_path.name}   annotator 2: {second_path.name}")
+    print("P/R/F1 of annotator 2 against annotator 1; kappa = Cohen's kappa per role\n")
+    for split in SPLITS:
+        sub = [p for p in pairs if split == "all" or p[0] == split]
+        any1 = sum(bool(r1) for _, r1, _ in sub)
+        any2 = sum(bool(r2) for _, _, r2 in sub)
+        print(f"[{split}] {len(sub)} sentences; any role: annotator 1 {any1}, annotator 2 {any2}")
+        print(f"  {'role':<10} {'n1':>4} {'n2':>4} {'both':>4} {'P':>6} {'R':>6} {'F1':>6} {'kappa':>6}")
+        f1s = []
+        for role in ROLES:
+            s = scores(sub, role)
+            f1s.append(s["f1"])
+            print(f"  {role:<10} {s['n1']:>4} {s['n2']:>4} {s['tp']:>4} "
+                  f"{s['p']:>6.3f} {s['r']:>6.3f} {s['f1']:>6.3f} {s['kappa']:>6.3f}")
+        exact = sum(r1 == r2 for _, r1, r2 in sub) / len(sub)
+        print(f"  macro F1 {sum(f1s) / len(f1s):.3f}   identical role sets {exact:.3f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
