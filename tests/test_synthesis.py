@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -279,6 +281,24 @@ def test_cmoc_of_a_record_not_in_the_records_file_is_an_input_error():
     del records["pmid:34088215"]
     with pytest.raises(InputError, match="record 'pmid:34088215' is not in the records file"):
         synthesize(fixture_rows(), records, fixture_codebook())
+
+
+def test_repeated_cmoc_id_is_an_input_error_naming_the_line(tmp_path):
+    rows = fixture_rows()
+    rows[2]["cmoc_id"] = rows[1]["cmoc_id"]
+    bad = write_csv(tmp_path / "cmo.csv", rows)
+    with pytest.raises(InputError, match=rf"{bad}:4: cmoc_id .* is repeated"):
+        synthesize_files(bad, records=RECORDS, codebook=CODEBOOK, output_dir=tmp_path / "o")
+
+
+def test_missing_codebook_exits_2_through_the_installed_command(tmp_path):
+    missing = tmp_path / "codebooks" / "nope.yaml"
+    result = subprocess.run([sys.executable, "-m", "cmosynth", "synthesize", str(CMO),
+                             "--records", str(RECORDS), "--codebook", str(missing),
+                             "-o", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert str(missing) in result.stderr and "codebook not found" in result.stderr
 
 
 def test_topic_settings_reach_the_synthesis_through_the_cli(tmp_path, capsys):

@@ -16,9 +16,10 @@ Signals a CMOC gives T (a CMOC may give several):
   names for that element, and it is not contrary;
 - refining: it names T's mechanism together with a context or outcome T does not name
   (the new concepts are listed);
-- contrary: it names an outcome of negative polarity that T does not name while T
-  expects a positive outcome, or its outcome quote negates a positive outcome (one of
-  the topic's `synthesis.contrary_cues`: "did not", "no improvement", "failed to",
+- contrary: T expects a positive outcome (one of its outcomes is not of negative
+  polarity; no polarity counts as positive) and the CMOC either names a negative outcome
+  T does not name, or names a positive outcome with a quote that negates it (one of the
+  topic's `synthesis.contrary_cues`: "did not", "no improvement", "failed to",
   "barrier*", "tension*", "tokenis*", ...; matched case-insensitively on word
   boundaries, a trailing * matching any word ending).
 
@@ -237,7 +238,7 @@ def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str,
                 source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> list[Cmoc]:
     """Check CMO table rows against the codebook and the records; InputError names the line."""
     theory_ids = {t.id for t in book.theories}
-    cmocs = []
+    cmocs, seen = [], set()
     for index, row in enumerate(rows):
         line = lines[index] if lines else index + 2  # line 1 is the header
 
@@ -258,6 +259,11 @@ def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str,
                     fail(f"'{concept_id}' belongs in the {concept.role} column, not the {role} column")
         if sum(bool(ids) for ids in elements.values()) < 2:
             fail("a CMOC needs at least two of context, mechanism and outcome")
+        cmoc_id = _text(row["cmoc_id"])
+        if not cmoc_id or cmoc_id in seen:
+            fail(f"cmoc_id '{cmoc_id}' is {'repeated' if cmoc_id else 'empty'}; every CMOC "
+                 "needs its own id")
+        seen.add(cmoc_id)
         theory_id = _text(row["theory_id"])
         if theory_id and theory_id not in theory_ids:
             fail(f"theory_id '{theory_id}' is not a theory of codebook '{book.name}'")
@@ -272,7 +278,7 @@ def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str,
         if not 0.0 <= confidence <= 1.0:
             fail(f"confidence {confidence} is outside [0, 1]")
         cmocs.append(Cmoc(
-            cmoc_id=_text(row["cmoc_id"]), record_id=record_id, theory_id=theory_id,
+            cmoc_id=cmoc_id, record_id=record_id, theory_id=theory_id,
             context=elements["context"], mechanism=elements["mechanism"],
             outcome=elements["outcome"], context_quote=_text(row["context_quote"]),
             mechanism_quote=_text(row["mechanism_quote"]),
@@ -327,8 +333,8 @@ def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: TheoryBook,
     reasons = [f'negative outcome {o} "{book.label(o)}"' for o in cmoc.outcome
                if expects_positive and book.concepts[o].polarity == "negative"
                and o not in theory.outcomes]
-    negates_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
-    if contrary_cues is not None and negates_positive and cmoc.outcome_quote:
+    names_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
+    if contrary_cues is not None and expects_positive and names_positive and cmoc.outcome_quote:
         match = contrary_cues.search(cmoc.outcome_quote)
         if match:
             reasons.append(f'outcome quote says "{match.group(0)}"')
