@@ -14,8 +14,8 @@ from lxml import etree
 
 from cmosynth.errors import InputError
 from cmosynth.imports.registry import Format, first_element_name, register
-from cmosynth.imports.text import (clean, clean_list, find_doi, parse_year, pmid_from_accession,
-                                   read_bytes, split_keywords)
+from cmosynth.imports.text import (clean, clean_list, each_keyword, find_doi, parse_year,
+                                   pmid_from_accession, read_bytes)
 from cmosynth.records import new_record
 
 
@@ -32,7 +32,6 @@ def _texts(record: etree._Element, path: str) -> list[str]:
 def record_from_endnote(record: etree._Element, number: int, source: str) -> dict:
     """One `<record>` as a contract record; `rec-number` is its source_id."""
     database = _text(record, "remote-database-name") or _text(record, "remote-database-provider")
-    keywords = [k for value in _texts(record, "keywords/keyword") for k in split_keywords(value)]
     return new_record(
         source,
         source_id=_text(record, "rec-number") or str(number),
@@ -49,7 +48,8 @@ def record_from_endnote(record: etree._Element, number: int, source: str) -> dic
         volume=_text(record, "volume"),
         issue=_text(record, "number"),
         pages=_text(record, "pages"),
-        keywords=clean_list(keywords),
+        keywords=each_keyword("".join(k.itertext())
+                              for k in record.iterfind("keywords/keyword")),
         language=_text(record, "language"),
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cmosynth.errors import InputError
 from cmosynth.imports.registry import Format, register
-from cmosynth.imports.text import clean, clean_list, parse_year, split_authors
+from cmosynth.imports.text import clean, parse_year, split_authors
 from cmosynth.records import RECORD_FIELDS, new_record, read_records, write_records
 
 _IDENTIFIERS = ("record_id", "pmid", "doi", "source_id")
@@ -16,7 +16,8 @@ _IDENTIFIERS = ("record_id", "pmid", "doi", "source_id")
 def record_from_json(obj: dict, number: int, source: str | None) -> dict:
     """A stored record, completed to the contract; fields added by later stages are kept."""
     contract = {k: obj[k] for k in RECORD_FIELDS if k in obj and k != "source"}
-    contract["year"] = obj["year"] if isinstance(obj.get("year"), int) else parse_year(obj.get("year"))
+    year = obj.get("year")
+    contract["year"] = year if isinstance(year, int) else parse_year(year)
     if isinstance(obj.get("authors"), str):
         contract["authors"] = split_authors(obj["authors"])
     contract["source_id"] = contract.get("source_id") or str(number)

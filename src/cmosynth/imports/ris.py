@@ -19,8 +19,8 @@ from pathlib import Path
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write
 from cmosynth.imports.registry import Format, register
-from cmosynth.imports.text import (clean, clean_list, find_doi, join_pages, parse_year,
-                                   pmid_from_accession, read_text, split_keywords)
+from cmosynth.imports.text import (clean, clean_list, each_keyword, find_doi, join_pages,
+                                   parse_year, pmid_from_accession, read_text)
 from cmosynth.records import new_record
 
 #: `TY  - JOUR`; one or two spaces before the dash, value optional (`ER  -`).
@@ -34,6 +34,8 @@ JOURNAL_TAGS = ("JO", "JF", "T2", "JA", "J2")
 ABSTRACT_TAGS = ("AB", "N2")
 #: Fields where exports hide a DOI when DO is missing (Ovid's M3 and L2, Scopus's UR).
 DOI_FALLBACK_TAGS = ("UR", "M3", "L2", "N1", "LK")
+#: Screening decisions as the N1 notes ASReview LAB reads back as labels.
+ASREVIEW_LABELS = {"include": "ASReview_relevant", "exclude": "ASReview_irrelevant"}
 
 
 @dataclass
@@ -106,14 +108,15 @@ def record_from_ris(entry: RisEntry, number: int, source: str) -> dict:
         doi=doi,
         title=entry.first(*TITLE_TAGS),
         abstract=clean(" ".join(entry.all("AB"))) or entry.first("N2"),
-        authors=clean_list(entry.all(*AUTHOR_TAGS)) or clean_list(entry.all(*SECONDARY_AUTHOR_TAGS)),
+        authors=(clean_list(entry.all(*AUTHOR_TAGS))
+                 or clean_list(entry.all(*SECONDARY_AUTHOR_TAGS))),
         journal=entry.first(*JOURNAL_TAGS),
         year=next(filter(None, (parse_year(v) for v in entry.all(*YEAR_TAGS))), None),
         pub_date=_printed_date(entry.first(*YEAR_TAGS)),
         volume=entry.first("VL"),
         issue=entry.first("IS"),
         pages=join_pages(entry.first("SP"), entry.first("EP")),
-        keywords=clean_list(k for value in entry.all("KW") for k in split_keywords(value)),
+        keywords=each_keyword(entry.all("KW")),
         publication_types=[pub_type] if pub_type and not find_doi(pub_type) else [],
         language=entry.first("LA"),
     )
@@ -156,6 +159,7 @@ def ris_lines(record: dict) -> Iterator[str]:
     yield from tag("LA", record.get("language"))
     yield from tag("AN", record.get("pmid"))
     yield from tag("ID", record.get("record_id"))
+    yield from tag("N1", ASREVIEW_LABELS.get(str(record.get("decision") or "").lower()))
     yield "ER  - "
 
 

@@ -20,7 +20,6 @@ log = logging.getLogger("cmosynth.imports")
 #: latin-1 is the last resort and decodes any byte.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
-_WHITESPACE = re.compile(r"\s+")
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|2\d\d\d)(?!\d)")
 _DOI_IN_TEXT = re.compile(r"10\.\d{4,9}/[^\s\"'<>\]]+")
 _PMID = re.compile(r"^(?:pmid:?\s*|(?:https?://)?(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|"
@@ -72,7 +71,7 @@ def clean(value: object) -> str | None:
     """Text with HTML entities decoded and whitespace runs collapsed; None when empty."""
     if value is None:
         return None
-    text = _WHITESPACE.sub(" ", html.unescape(str(value))).strip()
+    text = " ".join(html.unescape(str(value)).split())
     return text or None
 
 
@@ -150,6 +149,12 @@ def split_keywords(value: object) -> list[str]:
         return []
     separator = ";" if ";" in text else ","
     return clean_list(text.split(separator))
+
+
+def each_keyword(values: Iterable[object]) -> list[str]:
+    """Keywords given one per tag or element (RIS KW, EndNote <keyword>); a value holding
+    several, separated by `;`, is split, but commas stay (`Copper, dietary`)."""
+    return clean_list(part for value in values if value for part in str(value).split(";"))
 
 
 def join_pages(start: object, end: object) -> str | None:
