@@ -336,3 +336,20 @@ def test_default_codebook_synthesis_supports_a_theory_evidenced_in_two_records(t
     assert [r["mechanism"] for r in matrix] == [c["id"] for c in book["concepts"]
                                                 if c["role"] == "mechanism"]
     assert sum(int(r[outcome]) for r in matrix if r["mechanism"] == mechanism) == 2
+
+
+def test_synthesis_reads_the_extractors_own_cmo_table(tmp_path):
+    """The CMO table contract end to end: `cmosynth extract` output goes straight in."""
+    if not default_codebook_path().exists():
+        pytest.skip(f"default codebook not there yet: {default_codebook_path()}")
+    assert main(["extract", str(RECORDS), "-o", str(tmp_path / "cmo.csv")]) == 0
+    cmo_rows = read_csv(tmp_path / "cmo.csv")
+    assert cmo_rows, "the extractor found no CMOC in the fixture abstracts"
+    assert run_cli(tmp_path / "cmo.csv", "--records", RECORDS, "-o", tmp_path / "out") == 0
+    status = read_csv(tmp_path / "out" / "theory_status.csv")
+    book = yaml.safe_load(default_codebook_path().read_text("utf-8"))
+    assert [r["theory_id"] for r in status] == [t["id"] for t in book["theories"]]
+    assert {r["status"] for r in status} <= {"supported", "refined", "contested", "no evidence"}
+    summary = read_csv(tmp_path / "out" / "cmoc_summary.csv")
+    assert {r["record_id"] for r in cmo_rows} == {
+        rid for r in summary for rid in r["records"].split(";")}

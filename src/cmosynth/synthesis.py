@@ -330,7 +330,7 @@ def judge_cmoc(cmoc: Cmoc, theory: Theory, book: TheoryBook,
 def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: TheoryBook,
                       contrary_cues: re.Pattern | None) -> list[str]:
     expects_positive = any(book.concepts[o].polarity != "negative" for o in theory.outcomes)
-    reasons = [f'negative outcome {o} "{book.label(o)}"' for o in cmoc.outcome
+    reasons = [f"negative outcome {o}" for o in cmoc.outcome
                if expects_positive and book.concepts[o].polarity == "negative"
                and o not in theory.outcomes]
     names_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
@@ -368,11 +368,26 @@ class Configuration:
 
 @dataclass(frozen=True)
 class TheoryJudgement:
+    """A theory, the CMOCs that count for it, and the status they give it."""
+
     theory: Theory
-    status: str
-    signals: tuple[str, ...]
-    reasons: tuple[str, ...]
     evidence: tuple[Evidence, ...]
+    min_records: int
+
+    @cached_property
+    def signals(self) -> tuple[str, ...]:
+        """Every status the evidence calls for, in order of precedence."""
+        on = {CONTESTED: bool(self.contesting_records), REFINED: bool(self.refining_concepts),
+              SUPPORTED: len(self.supporting_records) >= self.min_records}
+        return tuple(status for status in STATUS_PRECEDENCE if on[status])
+
+    @cached_property
+    def status(self) -> str:
+        return self.signals[0] if self.signals else NO_EVIDENCE
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(_reasons(self))
 
     @cached_property
     def records(self) -> tuple[str, ...]:
@@ -452,35 +467,24 @@ def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[st
 
 def judge_theory(theory: Theory, cmocs: Iterable[Cmoc], book: TheoryBook, settings: Mapping,
                  contrary_cues: re.Pattern | None) -> TheoryJudgement:
-    """Collect the theory's evidence and give it a status by the documented precedence."""
+    """Collect the CMOCs that count for the theory and what each says about it."""
     evidence = tuple(judge_cmoc(c, theory, book, contrary_cues)
                      for c in cmocs if is_evidence_for(c, theory))
-    judgement = TheoryJudgement(theory=theory, status=NO_EVIDENCE, signals=(), reasons=(),
-                                evidence=evidence)
-    min_records = settings["min_records"]
-    signals = []
-    if judgement.contesting_records:
-        signals.append(CONTESTED)
-    if judgement.refining_concepts:
-        signals.append(REFINED)
-    if len(judgement.supporting_records) >= min_records:
-        signals.append(SUPPORTED)
-    status = next((s for s in STATUS_PRECEDENCE if s in signals), NO_EVIDENCE)
-    reasons = tuple(_reasons(judgement, book, min_records))
-    return TheoryJudgement(theory=theory, status=status,
-                           signals=tuple(s for s in STATUS_PRECEDENCE if s in signals),
-                           reasons=reasons, evidence=evidence)
+    return TheoryJudgement(theory=theory, evidence=evidence, min_records=settings["min_records"])
 
 
-def _reasons(judgement: TheoryJudgement, book: TheoryBook, min_records: int) -> list[str]:
+def _reasons(judgement: TheoryJudgement) -> list[str]:
     """Plain-language reasons for a status, one per signal (or for its absence)."""
-    reasons = []
+    reasons, min_records = [], judgement.min_records
     if judgement.contrary:
-        details = sorted({f"{e.cmoc.record_id}: {', '.join(e.contrary)}" for e in judgement.contrary})
+        why: dict[str, set[str]] = defaultdict(set)
+        for evidence in judgement.contrary:
+            why[evidence.cmoc.record_id].update(evidence.contrary)
+        details = [f"{record_id}: {', '.join(sorted(why[record_id]))}" for record_id in sorted(why)]
         reasons.append(f"contrary evidence in {_count(judgement.contesting_records, 'record')}: "
                        + "; ".join(details))
     if judgement.refining_concepts:
-        concepts = ", ".join(f"{c} ({book.label(c)})" for c in judgement.refining_concepts)
+        concepts = ", ".join(judgement.refining_concepts)
         records = _distinct(e.cmoc.record_id for e in judgement.refining)
         reasons.append(f"its mechanism works with concepts it does not name, in "
                        f"{_count(records, 'record')}: {concepts}")
