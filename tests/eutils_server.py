@@ -237,7 +237,8 @@ class EutilsServer:
         handler = type("Handler", (_Handler,), {"eutils": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -520,20 +521,37 @@ try:
 except ImportError:  # used from bench scripts without pytest
     pytest = None
 
+def point_client_at(server: EutilsServer, monkeypatch, rate_dir: Path) -> None:
+    """Send cmosynth's requests to `server`, with a rate limit of this test only.
+
+    The rate is raised to 50/s (CMOSYNTH_NCBI_RATE) so tests run fast; tests about the
+    limit itself set their own.
+    """
+    monkeypatch.setenv("NCBI_EUTILS_URL", server.url)
+    monkeypatch.setenv("NCBI_RATE_DIR", str(rate_dir))
+    monkeypatch.setenv("CMOSYNTH_NCBI_RATE", "50")
+
+
 if pytest is not None:
     @pytest.fixture
     def eutils_server(monkeypatch, tmp_path):
-        """A server with every real article of ../shared/data, set as NCBI_EUTILS_URL.
-
-        The rate limit is shared through a folder of this test only and raised to 50/s
-        (CMOSYNTH_NCBI_RATE) so tests run fast; tests about the limit set their own.
-        """
+        """A server holding every real article of ../shared/data, set as NCBI_EUTILS_URL."""
         from conftest import shared_path
 
         data = shared_path("medline").parent
         with EutilsServer(load_real_articles(data), pmc_articles=load_pmc_articles(data),
                           unknown_phrases=("abcXYZ",)) as server:
-            monkeypatch.setenv("NCBI_EUTILS_URL", server.url)
-            monkeypatch.setenv("NCBI_RATE_DIR", str(tmp_path / "ncbi-rate"))
-            monkeypatch.setenv("CMOSYNTH_NCBI_RATE", "50")
+            point_client_at(server, monkeypatch, tmp_path / "ncbi-rate")
+            yield server
+
+    @pytest.fixture
+    def clone_server(monkeypatch, tmp_path):
+        """A server holding 150 clones of real articles, 3 a day from 2024-01-01 to
+        2024-02-19, set as NCBI_EUTILS_URL: enough records to slice and page through."""
+        from conftest import shared_path
+
+        articles = clone_articles(load_real_articles(shared_path("medline").parent), 150,
+                                  per_day=3)
+        with EutilsServer(articles, unknown_phrases=("abcXYZ",)) as server:
+            point_client_at(server, monkeypatch, tmp_path / "ncbi-rate")
             yield server

@@ -302,17 +302,17 @@ class EutilsClient:
 
     def _attempt(self, endpoint: str, full: dict, url: str, post: bool,
                  expect_xml: bool) -> bytes:
-        self.rate_limiter.acquire()
-        self.stats["requests"] += 1
-        log.debug("%s %s", "POST" if post else "GET", url)
         try:
-            if post:
-                response = self._session.post(self.base_url + endpoint, data=full,
-                                              timeout=self.timeout)
-            else:
-                response = self._session.get(self.base_url + endpoint, params=full,
-                                             timeout=self.timeout)
-            body = response.content
+            with self.rate_limiter.slot():
+                self.stats["requests"] += 1
+                log.debug("%s %s", "POST" if post else "GET", url)
+                if post:
+                    response = self._session.post(self.base_url + endpoint, data=full,
+                                                  timeout=self.timeout)
+                else:
+                    response = self._session.get(self.base_url + endpoint, params=full,
+                                                 timeout=self.timeout)
+                body = response.content
         except requests.RequestException as exc:
             self.stats["transport errors"] += 1
             reason = self.redact(f"{type(exc).__name__}: {exc}")

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock
@@ -50,8 +51,11 @@ def _user() -> str:
 class SharedRateLimiter:
     """At most `rate` requests in any window of one second, across processes.
 
-    `acquire()` blocks until a request may go out and records it. `pause(seconds)` makes
-    every process wait (used when NCBI answers 429 with Retry-After).
+    `with limiter.slot(): send()` blocks until a request may go out. The request is
+    counted from when it was claimed and, once answered, from when its answer arrived:
+    a request delayed on its way (a busy machine, a slow connection) then still lands
+    in a window of its own at the server. `pause(seconds)` makes every process wait
+    (used when NCBI answers 429 with Retry-After).
     """
 
     def __init__(self, rate: float, directory: str | os.PathLike, name: str = "eutils"):
@@ -66,9 +70,17 @@ class SharedRateLimiter:
         self.slots = max(int(rate), 1)
         self.window = (self.slots / rate) * (1.0 + WINDOW_SLACK)
 
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a request slot for the duration of one request."""
+        claimed = self.acquire()
+        try:
+            yield
+        finally:
+            self._answered(claimed)
+
     def acquire(self) -> float:
-        """Wait for a free slot, claim it and return the seconds spent waiting."""
-        waited = 0.0
+        """Wait for a free slot, claim it and return the time it was claimed."""
         while True:
             with self._lock:
                 state = self._read()
@@ -77,9 +89,18 @@ class SharedRateLimiter:
                 if wait <= 0:
                     state["sent"] = [*self._recent(state, now), now]
                     self._write(state)
-                    return waited
+                    return now
             time.sleep(wait)
-            waited += wait
+
+    def _answered(self, claimed: float) -> None:
+        """Move a request's time from when it was claimed to when it was answered."""
+        with self._lock:
+            state = self._read()
+            sent = state.get("sent", [])
+            if claimed in sent:
+                sent[sent.index(claimed)] = time.time()
+                state["sent"] = sorted(sent)
+                self._write(state)
 
     def pause(self, seconds: float) -> None:
         """Hold back every process sharing this limiter for `seconds` from now."""
