@@ -276,6 +276,19 @@ def test_concept_in_the_wrong_column_is_an_input_error():
         synthesize(rows, fixture_records(), fixture_codebook())
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"confidence": "high"}, "confidence 'high' is not a number"),
+    ({"confidence": "1.5"}, r"confidence 1.5 is outside \[0, 1\]"),
+    ({"theory_id": "PT99"}, "theory_id 'PT99' is not a theory"),
+    ({"context": "", "outcome": ""}, "a CMOC needs at least two of context, mechanism and outcome"),
+])
+def test_rows_breaking_the_cmo_contract_name_their_line(change, message):
+    rows = fixture_rows()
+    rows[3].update(change)
+    with pytest.raises(InputError, match=rf"^CMO table:5: {message}"):
+        synthesize(rows, fixture_records(), fixture_codebook())
+
+
 def test_cmoc_of_a_record_not_in_the_records_file_is_an_input_error():
     records = fixture_records()
     del records["pmid:34088215"]

@@ -51,7 +51,7 @@ from typing import Any
 from cmosynth.config import load_schema, validate
 from cmosynth.errors import ConfigError, InputError
 from cmosynth.extract import CMO_COLUMNS
-from cmosynth.extract.codebook import DEFAULT_CODEBOOK, load_codebook
+from cmosynth.extract.codebook import DEFAULT_CODEBOOK, compile_cues, load_codebook
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 
@@ -177,13 +177,9 @@ def synthesis_settings(settings: Mapping | None = None, path: str | Path = "topi
 
 
 def cue_pattern(cues: Iterable[str]) -> re.Pattern | None:
-    """One regex for cue phrases: case-insensitive, on word boundaries, trailing * = prefix."""
-    parts = []
-    for cue in sorted(set(cues), key=lambda c: (-len(c), c)):
-        prefix = cue.endswith("*")
-        words = re.escape(cue.rstrip("*").strip()).replace(r"\ ", r"\s+")
-        parts.append(rf"\b{words}\w*" if prefix else rf"\b{words}\b")
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+    """One regex for cue phrases, with the codebook's cue rules (None when there are none)."""
+    cues = list(cues)
+    return compile_cues(cues) if cues else None
 
 
 # --- CMOCs -------------------------------------------------------------------------------
@@ -234,57 +230,75 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+class _RowError(ValueError):
+    """A CMO table row breaks the contract; parse_cmocs adds the file and line."""
+
+
 def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str, dict],
                 source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> list[Cmoc]:
     """Check CMO table rows against the codebook and the records; InputError names the line."""
-    theory_ids = {t.id for t in book.theories}
     cmocs, seen = [], set()
     for index, row in enumerate(rows):
-        line = lines[index] if lines else index + 2  # line 1 is the header
-
-        def fail(message: str):
-            raise InputError(source, message, line=line)
-
-        missing = [c for c in CMO_COLUMNS if c not in row]
-        if missing:
-            fail(f"missing columns {', '.join(missing)}; the CMO table needs {', '.join(CMO_COLUMNS)}")
-        elements = {role: _split_ids(_text(row[role])) for role in ROLES}
-        for role, ids in elements.items():
-            for concept_id in ids:
-                concept = book.concepts.get(concept_id)
-                if concept is None:
-                    fail(f"{role} '{concept_id}' is not a concept of codebook '{book.name}'; "
-                         "fix the id or use the codebook the table was extracted with")
-                if concept.role != role:
-                    fail(f"'{concept_id}' belongs in the {concept.role} column, not the {role} column")
-        if sum(bool(ids) for ids in elements.values()) < 2:
-            fail("a CMOC needs at least two of context, mechanism and outcome")
-        cmoc_id = _text(row["cmoc_id"])
-        if not cmoc_id or cmoc_id in seen:
-            fail(f"cmoc_id '{cmoc_id}' is {'repeated' if cmoc_id else 'empty'}; every CMOC "
-                 "needs its own id")
-        seen.add(cmoc_id)
-        theory_id = _text(row["theory_id"])
-        if theory_id and theory_id not in theory_ids:
-            fail(f"theory_id '{theory_id}' is not a theory of codebook '{book.name}'")
-        record_id = _text(row["record_id"])
-        if record_id not in records:
-            fail(f"record '{record_id}' is not in the records file; synthesise with the records "
-                 "the CMOCs were extracted from")
         try:
-            confidence = float(_text(row["confidence"]))
-        except ValueError:
-            fail(f"confidence '{_text(row['confidence'])}' is not a number between 0 and 1")
-        if not 0.0 <= confidence <= 1.0:
-            fail(f"confidence {confidence} is outside [0, 1]")
-        cmocs.append(Cmoc(
-            cmoc_id=cmoc_id, record_id=record_id, theory_id=theory_id,
-            context=elements["context"], mechanism=elements["mechanism"],
-            outcome=elements["outcome"], context_quote=_text(row["context_quote"]),
-            mechanism_quote=_text(row["mechanism_quote"]),
-            outcome_quote=_text(row["outcome_quote"]), section=_text(row["section"]),
-            confidence=confidence, method=_text(row["method"])))
+            cmoc = _parse_row(row, book, records)
+            if cmoc.cmoc_id in seen:
+                raise _RowError(f"cmoc_id '{cmoc.cmoc_id}' is repeated; every CMOC needs its own id")
+        except _RowError as error:
+            line = lines[index] if lines else index + 2  # line 1 is the header
+            raise InputError(source, str(error), line=line) from None
+        seen.add(cmoc.cmoc_id)
+        cmocs.append(cmoc)
     return sorted(cmocs, key=lambda c: (c.record_id, c.cmoc_id))
+
+
+def _parse_row(row: Mapping, book: TheoryBook, records: Mapping[str, dict]) -> Cmoc:
+    missing = [c for c in CMO_COLUMNS if c not in row]
+    if missing:
+        raise _RowError(f"missing columns {', '.join(missing)}; the CMO table needs "
+                        f"{', '.join(CMO_COLUMNS)}")
+    cmoc_id, theory_id, record_id = (_text(row[k]) for k in ("cmoc_id", "theory_id", "record_id"))
+    if not cmoc_id:
+        raise _RowError("cmoc_id is empty; every CMOC needs its own id")
+    if theory_id and theory_id not in {t.id for t in book.theories}:
+        raise _RowError(f"theory_id '{theory_id}' is not a theory of codebook '{book.name}'")
+    if record_id not in records:
+        raise _RowError(f"record '{record_id}' is not in the records file; synthesise with the "
+                        "records the CMOCs were extracted from")
+    elements = _elements(row, book)
+    return Cmoc(cmoc_id=cmoc_id, record_id=record_id, theory_id=theory_id,
+                context=elements["context"], mechanism=elements["mechanism"],
+                outcome=elements["outcome"], context_quote=_text(row["context_quote"]),
+                mechanism_quote=_text(row["mechanism_quote"]),
+                outcome_quote=_text(row["outcome_quote"]), section=_text(row["section"]),
+                confidence=_confidence(row["confidence"]), method=_text(row["method"]))
+
+
+def _elements(row: Mapping, book: TheoryBook) -> dict[str, tuple[str, ...]]:
+    """Context, mechanism and outcome concept ids, each checked against the codebook."""
+    elements = {role: _split_ids(_text(row[role])) for role in ROLES}
+    for role, ids in elements.items():
+        for concept_id in ids:
+            concept = book.concepts.get(concept_id)
+            if concept is None:
+                raise _RowError(f"{role} '{concept_id}' is not a concept of codebook "
+                                f"'{book.name}'; fix the id or use the codebook the table was "
+                                "extracted with")
+            if concept.role != role:
+                raise _RowError(f"'{concept_id}' belongs in the {concept.role} column, "
+                                f"not the {role} column")
+    if sum(bool(ids) for ids in elements.values()) < 2:
+        raise _RowError("a CMOC needs at least two of context, mechanism and outcome")
+    return elements
+
+
+def _confidence(value: Any) -> float:
+    try:
+        confidence = float(_text(value))
+    except ValueError:
+        raise _RowError(f"confidence '{_text(value)}' is not a number between 0 and 1") from None
+    if not 0.0 <= confidence <= 1.0:
+        raise _RowError(f"confidence {confidence} is outside [0, 1]")
+    return confidence
 
 
 # --- judging CMOCs against a theory -------------------------------------------------------
