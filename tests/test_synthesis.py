@@ -215,6 +215,16 @@ def test_markdown_states_each_theory_with_sources_status_and_cited_quotes(synthe
     assert "New context `ctx_resources_time`" in pt2.split("### Refinements")[1]
 
 
+def test_markdown_renders_one_section_per_theory_and_the_closing_section(synthesis_dir):
+    from markdown_it import MarkdownIt  # installed with rich
+
+    tokens = MarkdownIt("commonmark").parse((synthesis_dir / "programme_theories.md").read_text("utf-8"))
+    h2 = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]
+    theories = [f"{t['id']}: {t['label']}" for t in fixture_codebook()["theories"]]
+    assert h2 == ["How theories are judged", *theories,
+                  "CMOCs that map to no theory (candidate new theories)"]
+
+
 # --- determinism, empty input ----------------------------------------------------------------
 def test_rerun_and_reordered_rows_give_byte_identical_files(tmp_path, synthesis_dir):
     rows = fixture_rows()
