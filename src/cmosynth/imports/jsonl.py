@@ -28,6 +28,14 @@ def record_from_json(obj: dict, number: int, source: str | None) -> dict:
 
 
 def read_jsonl_records(path: Path, source: str | None) -> Iterator[dict]:
+    try:
+        yield from _checked_records(path, source)
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start}); record "
+                               "files are UTF-8 JSON Lines") from None
+
+
+def _checked_records(path: Path, source: str | None) -> Iterator[dict]:
     for number, obj in enumerate(read_records(path), start=1):
         if not clean(obj.get("title")) and not any(clean(obj.get(k)) for k in _IDENTIFIERS):
             raise InputError(path, "record without a title or an id (record_id, pmid, doi); "

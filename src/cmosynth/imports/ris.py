@@ -68,6 +68,7 @@ def parse_ris_entries(text: str, path: Path) -> Iterator[RisEntry]:
     """Yield each TY ... ER record; structural faults raise InputError with the line."""
     entry: RisEntry | None = None
     last_tag: str | None = None
+    found = False
     for number, line in enumerate(text.split("\n"), start=1):
         match = _TAG_LINE.match(line)
         if match is None:
@@ -86,13 +87,16 @@ def parse_ris_entries(text: str, path: Path) -> Iterator[RisEntry]:
                                    "'TY  - ' and ends with 'ER  -'", line=number)
         elif tag == "ER":
             yield entry
-            entry, last_tag = None, None
+            entry, last_tag, found = None, None, True
         else:
             entry.add(tag, value)
             last_tag = tag
     if entry is not None:
         raise InputError(path, "this record has no 'ER  -' line: the file is cut short or "
                                "the export is incomplete", line=entry.line)
+    if not found and text.strip():
+        raise InputError(path, "no RIS records: no line starts with 'TY  - '; is this the "
+                               "right file and format?", line=1)
 
 
 def record_from_ris(entry: RisEntry, number: int, source: str) -> dict:
