@@ -67,3 +67,14 @@ def topic_dedup_overrides(wildcards):
 def dedup_options(wildcards, input):
     """`--overrides FILE` when the topic names a reviewer overrides CSV."""
     return f"--overrides {input.overrides}" if input.get("overrides") else ""
+
+
+# --- screen ----------------------------------------------------------------------------
+def reviewer_decisions(wildcards):
+    """The reviewer decision CSV(s) of the topic (`screen.decisions`), or no input.
+
+    They are inputs so that a new or edited decision file reruns screening."""
+    decisions = load_topic(TOPIC_FILES[wildcards.topic])["screen"]["decisions"]
+    if not decisions:
+        return []
+    return [decisions] if isinstance(decisions, str) else list(decisions)

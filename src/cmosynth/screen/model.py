@@ -1,0 +1,163 @@
+"""Prioritisation: text features and the classifiers that rank records for screening.
+
+Records are turned into TF-IDF vectors of title + abstract once; a classifier is then
+retrained on the decisions known so far and scores every record by how likely it is to
+be included (certainty-based, "max" querying: the highest score is screened next).
+The comparison that chose the default model is in docs/screening.md (bench/screen.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import MultinomialNB
+from sklearn.svm import LinearSVC
+
+#: The model used when the topic or command line names none (see docs/screening.md).
+DEFAULT_MODEL = "svm-balanced"
+
+
+@dataclass(frozen=True)
+class RankingModel:
+    """One prioritisation model: a classifier, its parameters and how classes are weighted.
+
+    `balance` is `none`, `balanced` (included records weighted up so that the excluded
+    class weighs `ratio` times the included one, as ASReview's "balanced" balancer does) or
+    `double` (ASReview 1's dynamic "double" balance formulas, applied as sample weights
+    instead of resampling so that runs are deterministic).
+    """
+
+    name: str
+    classifier: str
+    params: dict = field(default_factory=dict)
+    balance: str = "none"
+    ratio: float = 1.0
+    description: str = ""
+
+    def describe(self) -> dict:
+        """Name and parameters as written to summary.json."""
+        return {"name": self.name, "classifier": self.classifier, "params": dict(self.params),
+                "balance": self.balance, "ratio": self.ratio, "features": FEATURES_DESCRIPTION,
+                "description": self.description}
+
+
+MODELS: dict[str, RankingModel] = {m.name: m for m in (
+    RankingModel("nb", "nb", {"alpha": 3.822}, "none",
+                 description="multinomial naive Bayes (ASReview 1's classifier), no balancing"),
+    RankingModel("nb-double", "nb", {"alpha": 3.822}, "double",
+                 description="naive Bayes with ASReview 1's double balance (its old default)"),
+    RankingModel("logistic", "logistic", {"C": 1.0}, "none",
+                 description="logistic regression, no balancing"),
+    RankingModel("logistic-balanced", "logistic", {"C": 1.0}, "balanced", 1.0,
+                 description="logistic regression, classes weighted equally"),
+    RankingModel("svm", "svm", {"C": 0.11}, "none",
+                 description="linear SVM (squared hinge), no balancing"),
+    RankingModel("svm-balanced", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="linear SVM, C=0.11, included records weighted so that excluded "
+                             "records weigh 9.8 times as much as a class"),
+)}
+
+FEATURES_DESCRIPTION = ("TF-IDF of words and word bigrams of title + abstract, sublinear tf, "
+                        "terms in more than 95 % of records dropped")
+
+# ASReview 1's double-balance constants (asreview/balance_strategies/double.py).
+_DOUBLE_A, _DOUBLE_ALPHA, _DOUBLE_B, _DOUBLE_BETA = 2.155, 0.94, 0.789, 1.0
+
+
+def get_model(name: str | None) -> RankingModel:
+    """The model registered as `name` (the default when None); ValueError lists the names."""
+    name = name or DEFAULT_MODEL
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown screening model {name!r}; choose one of "
+                         f"{', '.join(sorted(MODELS))}") from None
+
+
+def record_text(title: str | None, abstract: str | None) -> str:
+    """The text a model reads: title and abstract joined."""
+    return f"{title or ''} {abstract or ''}".strip()
+
+
+def text_features(texts: Sequence[str], extra: Iterable[str] = ()) -> tuple[sparse.csr_matrix,
+                                                                                sparse.csr_matrix]:
+    """TF-IDF matrix of `texts`, and of `extra` documents in the same vocabulary.
+
+    The vocabulary and idf are fitted on the records themselves, as in ASReview; `extra`
+    (e.g. the topic profile for the cold start) is only projected into that space.
+    """
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95,
+                                 min_df=1, strip_accents="unicode", dtype=np.float64)
+    texts, extra = list(texts), list(extra)
+    if not any(t.strip() for t in texts):
+        return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
+    try:
+        matrix = vectorizer.fit_transform(texts)
+    except ValueError:  # every term pruned (tiny or identical texts): keep all terms
+        vectorizer.set_params(max_df=1.0)
+        matrix = vectorizer.fit_transform(texts)
+    projected = (vectorizer.transform(extra) if extra
+                 else sparse.csr_matrix((0, matrix.shape[1])))
+    return matrix.tocsr(), projected.tocsr()
+
+
+def sample_weights(model: RankingModel, labels: np.ndarray) -> np.ndarray | None:
+    """Per-record training weights that counter the rarity of included records."""
+    n_one = int(labels.sum())
+    n_zero = int(len(labels) - n_one)
+    if model.balance == "none" or n_one == 0 or n_zero == 0:
+        return None
+    if model.balance == "balanced":
+        weights = np.where(labels == 1, 1.0, n_one / (model.ratio * n_zero))
+    elif model.balance == "double":
+        one = _DOUBLE_A * (n_one / n_zero) ** (-_DOUBLE_ALPHA)
+        zero = 1 - (1 - _DOUBLE_B) * (1 + math.log(len(labels))) ** (-_DOUBLE_BETA)
+        weights = np.where(labels == 1, one * n_zero / n_one, zero)
+    else:
+        raise ValueError(f"unknown balance {model.balance!r}")
+    return weights * (len(labels) / weights.sum())
+
+
+def _classifier(model: RankingModel, seed: int):
+    if model.classifier == "nb":
+        return MultinomialNB(**model.params)
+    if model.classifier == "logistic":
+        return LogisticRegression(solver="liblinear", dual=True, random_state=seed,
+                                  **model.params)
+    if model.classifier == "svm":
+        return LinearSVC(random_state=seed, **model.params)
+    raise ValueError(f"unknown classifier {model.classifier!r}")
+
+
+def inclusion_scores(model: RankingModel, features: sparse.csr_matrix, train: np.ndarray,
+                     labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Train on the rows `train` with 0/1 `labels`; score every row (higher: screen sooner).
+
+    Scores are probabilities of inclusion for naive Bayes and logistic regression (the
+    logistic function of its margin) and the logistic function of the SVM's margin:
+    comparable within a run, in 0..1.
+    """
+    classifier = _classifier(model, seed)
+    classifier.fit(features[train], labels, sample_weight=sample_weights(model, labels))
+    if model.classifier == "nb":
+        return classifier.predict_proba(features)[:, 1]
+    # The margin straight from the coefficients: scikit-learn's input checks on every
+    # call cost more than the product itself when a simulation retrains hundreds of times.
+    margin = np.asarray(features @ classifier.coef_.ravel()).ravel() + classifier.intercept_[0]
+    return 1.0 / (1.0 + np.exp(-margin))
+
+
+def similarity_scores(features: sparse.csr_matrix, profile: sparse.csr_matrix) -> np.ndarray:
+    """Cold start: cosine similarity of each record to the closest topic-profile document.
+
+    TF-IDF rows are L2-normalised, so the dot product is the cosine.
+    """
+    if profile.shape[0] == 0 or features.shape[0] == 0:
+        return np.zeros(features.shape[0])
+    return np.asarray((features @ profile.T).max(axis=1).todense()).ravel()

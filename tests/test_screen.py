@@ -1,0 +1,300 @@
+"""Screening stage: criteria rules, reviewer decisions, conflicts, cold start, screen_topic.
+
+Records are real: co-production abstracts (participation_studies.bib) and unrelated
+autism research abstracts (corpus_autism_research.bib), read in place from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import bibtexparser
+import pytest
+import yaml
+
+from cmosynth.cli import main
+from cmosynth.config import load_topic
+from cmosynth.files import write_jsonl
+from cmosynth.records import new_record, read_records
+from cmosynth.screen import screen_topic
+from cmosynth.screen.rules import criteria_rules, rule_exclusion
+from conftest import shared_path
+
+REPO = Path(__file__).resolve().parent.parent
+#: The default topic's own PubMed query: the cold start is judged on what users run.
+QUERY = load_topic(REPO / "config" / "topics" / "coproduction.yaml")["search"]["pubmed"]["query"]
+OFF_TOPIC_WORDS = re.compile(r"particip|co-?produc|co-?design|involv|engag|stakeholder", re.I)
+
+
+def bib_records(name: str, prefix: str, limit: int, on_topic: bool) -> list[dict]:
+    """Records with title and abstract from one of the shared BibTeX corpora."""
+    path = shared_path("corpus", "autistic-participatory-metrics", name)
+    records = []
+    for number, entry in enumerate(bibtexparser.parse_file(str(path)).entries):
+        fields = {f.key.lower(): str(f.value) for f in entry.fields}
+        title, abstract = fields.get("title"), fields.get("abstract")
+        if not title or not abstract:
+            continue
+        if not on_topic and OFF_TOPIC_WORDS.search(f"{title} {abstract}"):
+            continue
+        year = int(fields["year"]) if fields.get("year", "").isdigit() else None
+        records.append(dedup_record(f"{prefix}{number}", title, abstract, year=year))
+        if len(records) == limit:
+            break
+    return records
+
+
+def dedup_record(source_id: str, title: str, abstract: str = "", **fields) -> dict:
+    record = new_record("test", source_id=source_id, title=title, abstract=abstract,
+                        language=fields.pop("language", "eng"), **fields)
+    record.update(duplicate_of=None, dup_rule=None, dup_score=None)
+    return record
+
+
+@pytest.fixture
+def corpus() -> dict[str, list[dict]]:
+    return {"on": bib_records("participation_studies.bib", "on", 15, on_topic=True),
+            "off": bib_records("corpus_autism_research.bib", "off", 35, on_topic=False)}
+
+
+def make_topic(tmp_path: Path, records: list[dict], screen: dict | None = None) -> dict:
+    """A topic file and its dedup/records.jsonl under tmp_path/outputs."""
+    data = {"name": "trial", "title": "Co-production in health care",
+            "codebook": str(tmp_path / "no-codebook.yaml"),
+            "search": {"pubmed": {"query": QUERY, "mindate": "2000"}},
+            "screen": screen or {}}
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    write_jsonl(tmp_path / "outputs" / "trial" / "dedup" / "records.jsonl", records)
+    return load_topic(path)
+
+
+def write_decisions(path: Path, rows: list[tuple]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_id", "decision", "reason", "reviewer"])
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def screen_dir(tmp_path: Path) -> Path:
+    return tmp_path / "outputs" / "trial" / "screen"
+
+
+# --- criteria rules ------------------------------------------------------------------------
+CRITERIA = {
+    "years": {"min": 2000, "max": 2024},
+    "languages": ["eng"],
+    "exclude_publication_types": ["Editorial", "Comment"],
+    "require_terms": [{"terms": ["health*", "care"], "fields": ["title", "abstract"],
+                       "reason": "not about health or care"}],
+    "exclude_terms": [{"terms": ["mice", "in vitro"], "fields": ["title"],
+                       "reason": "animal or laboratory study"}],
+}
+
+
+def test_criteria_rules_exclude_each_record_with_its_reason():
+    rules = criteria_rules(CRITERIA)
+    eligible = dedup_record("1", "Co-producing health services with patients", year=2015)
+    cases = {
+        "publication type: Editorial": dedup_record("2", "Co-production in health care",
+                                                    year=2015, publication_types=["Editorial"]),
+        "language not eng": dedup_record("3", "Coproduction en santé", year=2015,
+                                         language="fre"),
+        "published outside 2000-2024": dedup_record("4", "Health care partnerships", year=1995),
+        "not about health or care": dedup_record("5", "Co-design of urban parks", year=2015),
+        "animal or laboratory study": dedup_record("6", "Health of mice in shared cages",
+                                                   year=2015),
+    }
+    assert rule_exclusion(eligible, rules) is None
+    for reason, record in cases.items():
+        assert rule_exclusion(record, rules) == reason
+
+
+def test_truncated_terms_match_word_forms_and_missing_data_never_excludes():
+    rules = criteria_rules({"years": {"min": 2000}, "languages": ["eng"],
+                            "require_terms": [{"terms": ["co-produc*"], "reason": "off topic"}]})
+    assert rule_exclusion(dedup_record("1", "Co-produced services", year=None, language=""),
+                          rules) is None
+    assert rule_exclusion(dedup_record("2", "Produced services", year=2010), rules) == "off topic"
+
+
+def test_rule_exclusions_are_counted_per_reason_for_prisma(tmp_path):
+    records = [dedup_record(f"ok{i}", title, year=2010 + i) for i, title in enumerate([
+        "Co-production of mental health services", "Patient and public involvement in care",
+        "Co-designing primary care with patients", "Knowledge mobilisation in health care"])]
+    records += [
+        dedup_record("ed", "Co-production in health care: an editorial", year=2015,
+                     publication_types=["Editorial"]),
+        dedup_record("old", "Health care partnerships of the 1990s", year=1995),
+        dedup_record("old2", "Co-production of health in 1990", year=1990),
+    ]
+    topic = make_topic(tmp_path, records, {"criteria": CRITERIA})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    assert summary["excluded_by_automation"] == {
+        "total": 3, "reasons": {"publication type: Editorial": 1,
+                                "published outside 2000-2024": 2}}
+    assert summary["records_screened"] == len(records) - 3
+    rows = {r["record_id"]: r for r in read_csv(screen_dir(tmp_path) / "screening.csv")}
+    assert rows["test:ed"]["decided_by"] == "rule"
+    assert rows["test:ed"]["exclusion_reason"] == "publication type: Editorial"
+
+
+# --- reviewer decisions ----------------------------------------------------------------------
+def test_reviewer_decisions_override_rules_and_model(tmp_path, corpus):
+    records = corpus["on"][:8] + corpus["off"][:12] + [
+        dedup_record("ed", "Co-production in health care: an editorial", year=2015,
+                     publication_types=["Editorial"])]
+    on_id, off_id = corpus["on"][0]["record_id"], corpus["off"][0]["record_id"]
+    decisions = write_decisions(tmp_path / "reviewer.csv", [
+        ("test:ed", "Include", "editorial describes a programme", "ann"),
+        (off_id, "yes", "", "ann"),
+        (on_id, "0", "not a health service", "ann"),
+    ])
+    topic = make_topic(tmp_path, records, {"criteria": CRITERIA, "decisions": str(decisions)})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    rows = {r["record_id"]: r for r in read_csv(screen_dir(tmp_path) / "screening.csv")}
+    assert rows["test:ed"]["rule_decision"] == "exclude"
+    assert (rows["test:ed"]["decision"], rows["test:ed"]["decided_by"]) == ("include", "reviewer")
+    assert (rows[off_id]["decision"], rows[off_id]["decided_by"]) == ("include", "reviewer")
+    assert rows[on_id]["decision"] == "exclude"
+    assert rows[on_id]["exclusion_reason"] == "not a health service"
+    included = {r["record_id"] for r in read_records(screen_dir(tmp_path) / "included.jsonl")}
+    assert included == {"test:ed", off_id}
+    assert summary["machine_made"] is False
+    # The reviewer's screening order comes first in the ranking.
+    assert [rows[r]["rank"] for r in ("test:ed", off_id, on_id)] == ["1", "2", "3"]
+
+
+def test_pipeline_never_writes_the_reviewer_file(tmp_path, corpus):
+    records = corpus["on"][:5] + corpus["off"][:5]
+    decisions = write_decisions(tmp_path / "reviewer.csv", [
+        (records[0]["record_id"], "include", "", "ann"),
+        (records[6]["record_id"], "exclude", "autism genetics", "ann")])
+    before = hashlib.sha256(decisions.read_bytes()).hexdigest()
+    mtime = decisions.stat().st_mtime_ns
+    topic = make_topic(tmp_path, records, {"decisions": [str(decisions)]})
+    screen_topic(topic, outputs=tmp_path / "outputs")
+    screen_topic(topic, outputs=tmp_path / "outputs")
+    assert hashlib.sha256(decisions.read_bytes()).hexdigest() == before
+    assert decisions.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("row, complaint", [
+    (("test:on0", "perhaps", "", "ann"), "decision 'perhaps' is not one of"),
+    (("pmid:999999", "include", "", "ann"), "unknown record_id 'pmid:999999'"),
+])
+def test_bad_decision_file_exits_2_with_one_line_naming_file_and_line(tmp_path, capsys, row,
+                                                                       complaint):
+    records = [dedup_record("on0", "Co-production in health care", year=2015),
+               dedup_record("on1", "Patient and public involvement in health", year=2016)]
+    decisions = write_decisions(tmp_path / "reviewer.csv",
+                                [("test:on1", "exclude", "", "ann"), row])
+    make_topic(tmp_path, records, {"decisions": str(decisions)})
+    code = main(["screen", str(tmp_path / "trial.yaml"), "--outputs", str(tmp_path / "outputs")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("cmosynth: error:")]
+    assert code == 2
+    assert len(errors) == 1
+    assert f"{decisions}:3:" in errors[0] and complaint in errors[0]
+    assert "Traceback" not in err
+    assert not (screen_dir(tmp_path) / "screening.csv").exists()
+
+
+def test_two_reviewers_give_kappa_and_a_conflicts_table(tmp_path, corpus):
+    records = corpus["on"][:4] + corpus["off"][:6]
+    ids = [r["record_id"] for r in records]
+    # A and B agree on 3 of 4 records; A includes 2 of 4, B includes 1 of 4:
+    # po = 3/4, pe = (2/4)(1/4) + (2/4)(3/4) = 1/2, kappa = (po - pe) / (1 - pe) = 1/2.
+    first = write_decisions(tmp_path / "a.csv", [(ids[0], "include", "", "A"),
+                                                 (ids[1], "include", "", "A"),
+                                                 (ids[4], "exclude", "off topic", "A"),
+                                                 (ids[5], "exclude", "off topic", "A")])
+    second = write_decisions(tmp_path / "b.csv", [(ids[0], "yes", "", "B"),
+                                                  (ids[1], "no", "no health service", "B"),
+                                                  (ids[4], "no", "", "B"),
+                                                  (ids[5], "no", "", "B")])
+    topic = make_topic(tmp_path, records, {"decisions": [str(first), str(second)]})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    pair = summary["agreement"]["pairs"][0]
+    assert pair["reviewers"] == ["A", "B"] and pair["records_both_screened"] == 4
+    assert pair["cohen_kappa"] == pytest.approx(0.5)
+    conflicts = read_csv(screen_dir(tmp_path) / "conflicts.csv")
+    assert {r["record_id"] for r in conflicts} == {ids[1]}
+    assert {(r["reviewer"], r["decision"]) for r in conflicts} == {("A", "include"),
+                                                                   ("B", "exclude")}
+    # An unsettled conflict goes forward to full text.
+    rows = {r["record_id"]: r for r in read_csv(screen_dir(tmp_path) / "screening.csv")}
+    assert rows[ids[1]]["decision"] == "include"
+
+    consensus = write_decisions(tmp_path / "c.csv", [(ids[1], "exclude", "agreed", "consensus")])
+    topic = make_topic(tmp_path, records, {"decisions": [str(first), str(second),
+                                                         str(consensus)]})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    rows = {r["record_id"]: r for r in read_csv(screen_dir(tmp_path) / "screening.csv")}
+    assert rows[ids[1]]["decision"] == "exclude"
+    assert summary["agreement"]["conflicts_settled_by_consensus"] == 1
+
+
+# --- cold start and machine-made screening ---------------------------------------------------
+def test_cold_start_ranks_co_production_records_above_unrelated_ones(tmp_path, corpus):
+    records = corpus["on"] + corpus["off"]
+    topic = make_topic(tmp_path, records)
+    screen_topic(topic, outputs=tmp_path / "outputs")
+    rank = {r["record_id"]: int(r["rank"])
+            for r in read_csv(screen_dir(tmp_path) / "screening.csv")}
+    on = [rank[r["record_id"]] for r in corpus["on"]]
+    off = [rank[r["record_id"]] for r in corpus["off"]]
+    above = sum(a < b for a in on for b in off) / (len(on) * len(off))
+    assert above >= 0.8, f"on-topic records ranked above unrelated ones in {above:.0%} of pairs"
+
+
+def test_without_reviewer_decisions_screening_is_machine_made_and_says_so(tmp_path, corpus):
+    records = corpus["on"][:10] + corpus["off"][:20]
+    topic = make_topic(tmp_path, records, {"model": {"include_threshold": 0.3}})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    folder = screen_dir(tmp_path)
+    rows = read_csv(folder / "screening.csv")
+    assert summary["machine_made"] is True
+    assert "machine-made" in summary["machine_made_statement"]
+    assert all(r["decided_by"] == "model" and r["decision"] for r in rows)
+    above = {r["record_id"] for r in rows if float(r["score"]) >= 0.3}
+    included = [r["record_id"] for r in read_records(folder / "included.jsonl")]
+    assert set(included) == above and summary["included_by_model"] == len(above)
+    assert 0 < len(above) < len(rows)
+    assert read_csv(folder / "to_screen.csv") == []
+    assert summary["stopping_rule"]["applicable"] is False
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_with_reviewer_decisions_the_rest_waits_for_the_reviewer_in_priority_order(tmp_path,
+                                                                                   corpus):
+    records = corpus["on"][:10] + corpus["off"][:20]
+    decisions = write_decisions(tmp_path / "ann.csv", [
+        (corpus["on"][0]["record_id"], "include", "", ""),
+        (corpus["off"][0]["record_id"], "exclude", "autism biology", ""),
+        (corpus["on"][1]["record_id"], "maybe", "", "")])
+    topic = make_topic(tmp_path, records, {"decisions": str(decisions)})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    folder = screen_dir(tmp_path)
+    waiting = read_csv(folder / "to_screen.csv")
+    assert len(waiting) == len(records) - 3 == summary["undecided"]
+    scores = [float(r["score"]) for r in waiting]
+    assert scores == sorted(scores, reverse=True)
+    assert set(waiting[0]) >= {"record_id", "title", "abstract", "decision", "reason", "reviewer"}
+    assert all(r["decision"] == "" for r in waiting)
+    assert summary["reviewers"] == ["ann"]
+    assert summary["model"]["mode"] == "active learning"
+    assert summary["included_by_reviewers"] == 2  # "maybe" goes forward to full text
+    stopping = summary["stopping_rule"]
+    assert stopping["screened"] == 3 and stopping["target_reached"] is False
+    assert json.loads((folder / "summary.json").read_text())["included"] == 2
