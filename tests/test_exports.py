@@ -73,6 +73,7 @@ def test_csv_export_opens_in_pandas_with_asreview_and_rayyan_columns(tmp_path):
 
 def test_ris_export_writes_the_usual_tags_one_record_per_er(tmp_path):
     (record,) = read_records_file(IMPORTS / "accents.bib")
+    record["decision"] = "include"
     path = tmp_path / "included.ris"
     write_records_file(path, [record])
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -81,6 +82,7 @@ def test_ris_export_writes_the_usual_tags_one_record_per_er(tmp_path):
     assert "SP  - 12" in lines and "EP  - 19" in lines
     assert "DO  - 10.5555/rsp.2019.53.12" in lines
     assert "ID  - doi:10.5555/rsp.2019.53.12" in lines
+    assert "N1  - ASReview_relevant" in lines  # ASReview LAB reads this back as a label
     assert [line for line in lines if line.startswith("ER")] == ["ER  - "]
 
 

@@ -5,6 +5,7 @@ Expected values were read by eye from the files themselves.
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,13 @@ def test_ris_record_without_ids_is_numbered_in_its_file_under_the_chosen_source(
     labelled = read_all(IMPORTS / "ovid_embase.ris", source="embase")[2]
     assert labelled["record_id"] == "embase:3" and labelled["source"] == "embase"
     assert labelled["authors"] == ["Health and Care Board"]
+
+
+def test_gzipped_export_is_read_like_the_plain_file(tmp_path):
+    packed = tmp_path / "ovid_embase.ris.gz"
+    packed.write_bytes(gzip.compress((IMPORTS / "ovid_embase.ris").read_bytes()))
+    assert detect_format(packed) == "ris"
+    assert read_all(packed) == read_all(IMPORTS / "ovid_embase.ris")
 
 
 def test_utf8_bom_does_not_hide_the_first_record():
@@ -248,6 +256,7 @@ def test_unrecognisable_file_names_the_file(tmp_path):
 MALFORMED = [
     ("missing_er.ris", 5),
     ("truncated.ris", 5),
+    ("notes.ris", 1),
     ("broken.bib", 6),
     ("no_title.csv", 1),
     ("broken_endnote.xml", 3),

@@ -19,8 +19,7 @@ from cmosynth.console import Progress
 from cmosynth.errors import InputError
 from cmosynth.imports.registry import Format, detect_format, extension_of, formats, get_format
 
-__all__ = ["convert_files", "detect_format", "read_records_file", "readable_formats",
-           "writable_formats", "write_records_file"]
+__all__ = ["convert_files", "detect_format", "read_records_file", "write_records_file"]
 
 log = logging.getLogger("cmosynth.imports")
 
@@ -35,11 +34,12 @@ def read_records_file(path: str | Path, *, format: str | None = None,
     JSONL to the records' own `source`.
     """
     path = Path(path)
+    # Resolved before the first record is asked for, so a wrong path fails at once.
     fmt = get_format(format or detect_format(path), path)
     if fmt.read is None:
         raise InputError(path, f"{fmt.name} files can be written but not read")
     log.debug("%s: reading as %s", path, fmt.name)
-    yield from fmt.read(path, source or fmt.default_source())
+    return fmt.read(path, source or fmt.default_source())
 
 
 def write_records_file(path: str | Path, records: Iterable[dict], *,
@@ -77,22 +77,15 @@ def _advancing(records: Iterable[dict], progress: Progress) -> Iterator[dict]:
         progress.advance()
 
 
-def readable_formats() -> list[str]:
-    return sorted(name for name, fmt in formats().items() if fmt.read)
-
-
-def writable_formats() -> list[str]:
-    return sorted(name for name, fmt in formats().items() if fmt.write)
-
-
 def _writer_for(path: Path, format: str | None) -> Format:
+    """The format to write: named, or the one whose main extension the output has."""
     if format:
         fmt = get_format(format, path)
     else:
         ext = extension_of(path)
-        fmt = next((f for f in formats().values() if f.write and ext in f.extensions), None)
+        fmt = next((f for f in formats().values() if f.write and f.extensions[0] == ext), None)
     if fmt is None or fmt.write is None:
-        choices = ", ".join(ext for f in formats().values() if f.write for ext in f.extensions)
+        choices = ", ".join(f.extensions[0] for f in formats().values() if f.write)
         raise InputError(path, f"cannot write this format; name the output with one of "
                                f"{choices}")
     return fmt

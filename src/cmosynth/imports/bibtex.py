@@ -132,5 +132,4 @@ def _looks_like_bibtex(head: str) -> bool:
     return re.search(r"^\s*@\w+\s*[{(]", head, re.MULTILINE) is not None
 
 
-register(Format("bibtex", (".bib", ".bibtex"), _looks_like_bibtex, read=read_bibtex,
-                description="BibTeX"))
+register(Format("bibtex", (".bib", ".bibtex"), _looks_like_bibtex, read=read_bibtex))

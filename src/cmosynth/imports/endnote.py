@@ -5,7 +5,6 @@ EndNote wraps every value in `<style>` runs; the text of a field is all its runs
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 from lxml import etree
 
 from cmosynth.errors import InputError
-from cmosynth.imports.registry import Format, first_element_name, register
+from cmosynth.imports.registry import Format, file_head, first_element_name, register
 from cmosynth.imports.text import (clean, clean_list, each_keyword, find_doi, parse_year,
-                                   pmid_from_accession, read_bytes)
+                                   pmid_from_accession)
 from cmosynth.records import new_record
 
 
@@ -62,14 +61,14 @@ def _pub_date(year: str | None, date: str | None) -> str | None:
 
 
 def read_endnote(path: Path, source: str) -> Iterator[dict]:
-    """Stream `<record>` elements, freeing each once turned into a record."""
-    data = read_bytes(path)
-    events = etree.iterparse(io.BytesIO(data), events=("end",), tag="record",
-                             recover=False, huge_tree=True)
-    number = 0
+    """Stream `<record>` elements from disk (gzip too), freeing each once turned into a
+    record, so memory stays flat for libraries of any size."""
+    if first_element_name(file_head(path)) != "xml":
+        raise InputError(path, "not an EndNote XML export: the root element is not <xml>",
+                         line=1)
+    events = etree.iterparse(str(path), events=("end",), tag="record", huge_tree=True)
     try:
-        for _, element in events:
-            number += 1
+        for number, (_, element) in enumerate(events, start=1):
             yield record_from_endnote(element, number, source)
             element.clear(keep_tail=False)
             while element.getprevious() is not None:
@@ -77,13 +76,12 @@ def read_endnote(path: Path, source: str) -> Iterator[dict]:
     except etree.XMLSyntaxError as exc:
         raise InputError(path, f"broken XML ({exc.msg}); export the library again",
                          line=exc.lineno) from None
-    if number == 0 and first_element_name(data[:4096].decode("utf-8", "replace")) != "xml":
-        raise InputError(path, "not an EndNote XML export: no <xml><records><record>")
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc}); export the library again") from None
 
 
 def _looks_like_endnote(head: str) -> bool:
     return first_element_name(head) == "xml" and re.search(r"<records?\b", head) is not None
 
 
-register(Format("endnote", (".xml",), _looks_like_endnote, read=read_endnote,
-                description="EndNote XML"))
+register(Format("endnote", (".xml",), _looks_like_endnote, read=read_endnote))

@@ -66,5 +66,5 @@ def _looks_like_jsonl(head: str) -> bool:
 
 
 register(Format("jsonl", (".jsonl", ".ndjson"), _looks_like_jsonl, read=read_jsonl_records,
-                write=write_jsonl_records, description="JSON Lines records (our contract)",
+                write=write_jsonl_records,
                 source_in_records=True))

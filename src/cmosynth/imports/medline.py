@@ -94,5 +94,4 @@ def _looks_like_medline(head: str) -> bool:
     return re.search(r"^PMID- ", head, re.MULTILINE) is not None
 
 
-register(Format("nbib", (".nbib", ".txt", ".medline"), _looks_like_medline, read=read_medline,
-                description="PubMed MEDLINE text (.nbib)"))
+register(Format("nbib", (".nbib", ".txt", ".medline"), _looks_like_medline, read=read_medline))

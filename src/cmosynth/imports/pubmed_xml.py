@@ -24,5 +24,4 @@ def _looks_like_pubmed_xml(head: str) -> bool:
     return first_element_name(head) in PUBMED_ROOTS
 
 
-register(Format("pubmed", (".xml",), _looks_like_pubmed_xml, read=read_pubmed_xml,
-                description="PubMed XML"))
+register(Format("pubmed", (".xml",), _looks_like_pubmed_xml, read=read_pubmed_xml))

@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cmosynth.errors import InputError
@@ -25,14 +25,14 @@ WriteFn = Callable[[Path, Iterable[dict]], int]
 @dataclass(frozen=True)
 class Format:
     """A record format: its name (also the default `source` label of what it reads),
-    the extensions it claims, how to recognise its first bytes, and how to read/write it."""
+    the extensions it claims (the first is the one it writes), how to recognise its first
+    bytes, and how to read and write it."""
 
     name: str
     extensions: tuple[str, ...]
     looks_like: Callable[[str], bool]
     read: ReadFn | None = None
     write: WriteFn | None = None
-    description: str = field(default="", compare=False)
     #: True when records carry their own `source` (JSONL), so none is imposed by default.
     source_in_records: bool = False
 

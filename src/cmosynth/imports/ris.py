@@ -181,5 +181,4 @@ def _looks_like_ris(head: str) -> bool:
     return re.search(r"^TY {1,2}- ", head, re.MULTILINE) is not None
 
 
-register(Format("ris", (".ris", ".txt"), _looks_like_ris, read=read_ris, write=write_ris,
-                description="RIS (PubMed, Ovid, Scopus, Web of Science, EBSCO, Zotero)"))
+register(Format("ris", (".ris", ".txt"), _looks_like_ris, read=read_ris, write=write_ris))

@@ -172,4 +172,4 @@ def _looks_like_table(head: str) -> bool:
 
 
 register(Format("csv", (".csv", ".tsv", ".tab"), _looks_like_table, read=read_table,
-                write=write_table, description="CSV/TSV table"))
+                write=write_table))
