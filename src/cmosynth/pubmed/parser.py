@@ -286,7 +286,7 @@ def _abstract(abstract: etree._Element | None, others: list[etree._Element]) -> 
             sections = _abstract_sections(other)
             if sections:
                 break
-    text = "\n".join(f"{s['label']}: {s['text']}" if s["label"] else s["text"]
+    text = "\n".join(f"{s['label']}: {s['text']}".rstrip() if s["label"] else s["text"]
                      for s in sections)
     return {"abstract": text or None, "abstract_sections": sections}
 
