@@ -60,7 +60,7 @@ def extract_records(records: Iterable[dict], codebook: Codebook,
     """CMO table rows for `records`, sorted by record_id then cmoc_id."""
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
-    records = list(records)
+    records = unique_records(records)
     coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH)
     method = coder.method
     fallback = None
@@ -74,17 +74,41 @@ def extract_records(records: Iterable[dict], codebook: Codebook,
         from cmosynth.extract.llm import LlmSuggester
 
         suggester = LlmSuggester.from_environment(codebook)
+    groups = [(record, group, group_evidence(group, codebook))
+              for record in track(records, "reading sentences", total=len(records))
+              for group in sentence_groups(record, options.full_text_dir)]
+    # One call of the coder for all sentences: a model is much faster in one batch.
+    roles = iter(coder.code([e for _, _, evidence in groups for e in evidence]))
+    by_record: dict[str, list[Configuration]] = {}
+    for record, group, _ in groups:
+        coded = [CodedSentence(s, next(roles)) for s in group]
+        by_record.setdefault(record["record_id"], []).extend(
+            link_configurations(coded, codebook, fallback))
     rows: list[dict] = []
-    for record in track(records, "extracting CMOCs", total=len(records)):
-        configurations = record_configurations(record, codebook, coder, options.full_text_dir,
-                                               fallback)
-        record_rows = [cmo_row(record, c, codebook, method) for c in configurations]
+    for record in track(records, "linking CMOCs", total=len(records)):
+        record_rows = [cmo_row(record, c, codebook, method)
+                       for c in by_record.get(record["record_id"], [])]
         if suggester is not None:
             record_rows += suggester.suggest(record, record_texts(record, options.full_text_dir))
         for number, row in enumerate(sorted(record_rows, key=_row_order), start=1):
             row["cmoc_id"] = f"{record['record_id']}#{number:03d}"
         rows.extend(record_rows)
     return sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"]))
+
+
+def unique_records(records: Iterable[dict]) -> list[dict]:
+    """Records to extract from: duplicates (`duplicate_of` set) and repeated record_ids are
+    left out, so that no study's evidence is counted twice."""
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        if record.get("duplicate_of") or record["record_id"] in seen:
+            continue
+        seen.add(record["record_id"])
+        kept.append(record)
+    if len(seen) < sum(1 for _ in records):
+        log.info("left out %d duplicate records", sum(1 for _ in records) - len(seen))
+    return kept
 
 
 def record_texts(record: dict, full_text_dir: Path | None) -> list[str]:
@@ -94,16 +118,11 @@ def record_texts(record: dict, full_text_dir: Path | None) -> list[str]:
     return [t for t in texts if t]
 
 
-def record_configurations(record: dict, codebook: Codebook, coder: RoleCoder,
-                          full_text_dir: Path | None = None, fallback=None) -> list[Configuration]:
-    """CMOCs of one record: from its title and abstract, and from its full text if any."""
-    configurations: list[Configuration] = []
-    for group in sentence_groups(record, full_text_dir):
-        evidence = [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook)
-                    for i, s in enumerate(group)]
-        coded = [CodedSentence(s, roles) for s, roles in zip(group, coder.code(evidence))]
-        configurations += link_configurations(coded, codebook, fallback)
-    return configurations
+def group_evidence(group: list[Sentence], codebook: Codebook) -> list:
+    """Role evidence for the sentences of one text, with positional sections when the
+    text has no structured labels."""
+    return [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook)
+            for i, s in enumerate(group)]
 
 
 def sentence_groups(record: dict, full_text_dir: Path | None) -> list[list[Sentence]]:

@@ -79,7 +79,7 @@ def _is_sentence_end(text: str, match: re.Match) -> bool:
         return False
     if "\n" in match.group():
         return True
-    word = _WORD_BEFORE.search(text[:match.end()].rstrip())
+    word = _WORD_BEFORE.search(text[max(0, match.start() - 40):match.end()].rstrip())
     if word is None:
         return True
     token = word.group(1).lower().lstrip("(\"'“‘[")
