@@ -99,6 +99,7 @@ def test_ovid_medline_accession_number_is_the_pmid():
 def test_ris_record_without_ids_is_numbered_in_its_file_under_the_chosen_source():
     default = read_all(IMPORTS / "ovid_embase.ris")[2]
     assert default["record_id"] == "ris:3" and default["source_id"] == "3"
+    assert default["title"] == "Partnership working in health & social care"  # was &amp;
     labelled = read_all(IMPORTS / "ovid_embase.ris", source="embase")[2]
     assert labelled["record_id"] == "embase:3" and labelled["source"] == "embase"
     assert labelled["authors"] == ["Health and Care Board"]
@@ -167,6 +168,16 @@ def test_screening_dataset_csv_reads_doi_urls_as_dois():
     assert records[0]["doi"] == "10.1192/bjp.bp.112.117762"
     assert records[0]["title"].startswith("Joint crisis plans for people with borderline")
     assert records[0]["source_id"] == "1"
+
+
+def test_tab_separated_table_is_sniffed_whatever_its_extension(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Title\tAuthor\tYear\tPMID\n"
+                    "Co-production in primary care\tDoe, Alex and Roe, Sam\t2020\t"
+                    "https://pubmed.ncbi.nlm.nih.gov/31234567/\n", encoding="utf-8")
+    (record,) = read_all(path)
+    assert record["authors"] == ["Doe, Alex", "Roe, Sam"]
+    assert record["pmid"] == "31234567" and record["record_id"] == "pmid:31234567"
 
 
 def test_semicolon_csv_in_windows_encoding_reads_names_and_quotes():

@@ -40,11 +40,13 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "language": ("language", "language of original document", "la"),
 }
 
-#: What we write: Rayyan's CSV template columns, in its order, then the PubMed id and
-#: ASReview's label column (empty unless a record carries a screening decision).
+#: What we write: Rayyan's CSV template columns, in its order, then the language (which
+#: Rayyan's CSV importer also reads), the PubMed id and ASReview's label column (empty
+#: unless a record carries a screening decision). Authors are joined by `; `, which both
+#: Rayyan's importer and ours split on.
 EXPORT_COLUMNS = ("key", "title", "authors", "journal", "issn", "volume", "issue", "pages",
-                  "year", "publisher", "url", "abstract", "notes", "doi", "keywords", "pmid",
-                  "label_included")
+                  "year", "publisher", "url", "abstract", "notes", "doi", "keywords",
+                  "language", "pmid", "label_included")
 
 _DELIMITERS = (",", ";", "\t")
 
@@ -143,6 +145,7 @@ def table_row(record: dict) -> dict[str, object]:
         "abstract": record.get("abstract"),
         "doi": doi,
         "keywords": "; ".join(record.get("keywords") or []),
+        "language": record.get("language"),
         "pmid": pmid,
         "label_included": _label(record.get("decision")),
     }
