@@ -9,44 +9,68 @@ volume+page) are reached, and those then cost little.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 
 from cmosynth.dedup.match import Features
 
-#: Key kinds in the order blocks are processed.
-KEY_ORDER = ("doi", "pmid", "title", "title_start", "title_end", "title_words",
-             "author_year_word", "volume_page", "author_page")
+
+def _title_start(f: Features) -> str | None:
+    words = f.title.split()
+    return " ".join(words[:5]) if len(words) >= 4 else None
 
 
-def blocking_keys(f: Features) -> Iterable[tuple[str, str]]:
-    """(kind, key) pairs for one record; a record is compared with those sharing one."""
-    if f.doi:
-        yield "doi", f.doi
-    if f.pmid:
-        yield "pmid", f.pmid
-    words = f.title_words
-    if words:
-        yield "title", f.title
-    if len(words) >= 4:
-        yield "title_start", " ".join(words[:5])
-        yield "title_end", " ".join(words[-5:])
-        longest = sorted(set(words), key=lambda w: (-len(w), w))[:4]
-        yield "title_words", " ".join(sorted(longest))
-    first_author = f.surnames[0] if f.surnames else ""
-    title_word = next((w for w in words if len(w) > 3), "")
-    if first_author and f.year and title_word:
-        yield "author_year_word", f"{first_author}|{f.year}|{title_word}"
-    if f.volume and f.page:
-        yield "volume_page", f"{f.volume}|{f.page}"
-    if first_author and f.page:
-        yield "author_page", f"{first_author}|{f.page}"
+def _title_end(f: Features) -> str | None:
+    words = f.title.split()
+    return " ".join(words[-5:]) if len(words) >= 4 else None
 
 
-def build_blocks(all_features: list[Features]) -> dict[str, dict[str, list[int]]]:
-    """{kind: {key: [record indices]}}, keeping only keys shared by two or more records."""
-    blocks: dict[str, dict[str, list[int]]] = {kind: defaultdict(list) for kind in KEY_ORDER}
+def _title_words(f: Features) -> str | None:
+    """The four longest distinct title words, sorted: survives reordering and typos
+    in the short words."""
+    words = set(f.title.split())
+    if len(words) < 4:
+        return None
+    return " ".join(sorted(sorted(words, key=lambda w: (-len(w), w))[:4]))
+
+
+def _author_year_word(f: Features) -> str | None:
+    word = next((w for w in f.title.split() if len(w) > 3), "")
+    if f.surnames and f.year and word:
+        return f"{f.surnames[0]}|{f.year}|{word}"
+    return None
+
+
+def _volume_page(f: Features) -> str | None:
+    return f"{f.volume}|{f.page}" if f.volume and f.page else None
+
+
+def _author_page(f: Features) -> str | None:
+    return f"{f.surnames[0]}|{f.page}" if f.surnames and f.page else None
+
+
+#: Blocking keys, in the order their blocks are processed (strongest first).
+BLOCKING_KEYS: dict[str, Callable[[Features], str | None]] = {
+    "doi": lambda f: f.doi or None,
+    "pmid": lambda f: f.pmid or None,
+    "title": lambda f: f.title or None,
+    "title_start": _title_start,
+    "title_end": _title_end,
+    "title_words": _title_words,
+    "author_year_word": _author_year_word,
+    "volume_page": _volume_page,
+    "author_page": _author_page,
+}
+
+
+def blocks(all_features: list[Features], kind: str) -> Iterator[list[int]]:
+    """Groups of record indices sharing the `kind` key, two records or more, built one
+    kind at a time so only one key table is in memory."""
+    key_of = BLOCKING_KEYS[kind]
+    table: dict[str, list[int]] = defaultdict(list)
     for f in all_features:
-        for kind, key in blocking_keys(f):
-            blocks[kind][key].append(f.index)
-    return {kind: {key: members for key, members in by_key.items() if len(members) > 1}
-            for kind, by_key in blocks.items()}
+        key = key_of(f)
+        if key is not None:
+            table[key].append(f.index)
+    for members in table.values():
+        if len(members) > 1:
+            yield members

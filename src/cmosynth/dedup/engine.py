@@ -15,8 +15,8 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cmosynth.console import Progress
-from cmosynth.dedup.block import KEY_ORDER, build_blocks
+from cmosynth.console import Progress, track
+from cmosynth.dedup.block import BLOCKING_KEYS, blocks
 from cmosynth.dedup.cluster import Clusters, completeness, fill_from_duplicates
 from cmosynth.dedup.match import DUPLICATE, REVIEW, Features, Verdict, compare, features
 
@@ -137,28 +137,30 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
     dup_score}); those records keep their clusters and kept status.
     """
     linker = _Linker(records)
+    renamed = set()
     for first, later in make_ids_unique(records):
         linker.link(first, later, "same_identifier", 1.0)
+        renamed.add(later)
         linker.counts["same identifier"] += 1
     index_of = {record["record_id"]: i for i, record in enumerate(records)}
     _apply_overrides(linker, overrides, index_of)
     kept_before = _restore_previous(linker, previous or {}, index_of)
 
-    all_features = [features(i, record) for i, record in enumerate(records)]
-    blocks = build_blocks(all_features)
-    total = sum(len(m) for by_key in blocks.values() for m in by_key.values())
-    with Progress("deduplicating: block members compared", total=total) as progress:
-        for kind in KEY_ORDER:
-            for key, members in blocks[kind].items():
+    all_features = [features(i, record) for i, record in
+                    enumerate(track(records, "deduplicating: records normalised",
+                                    total=len(records)))]
+    with Progress("deduplicating: blocking keys compared", total=len(BLOCKING_KEYS),
+                  unit="keys") as progress:
+        for kind in BLOCKING_KEYS:
+            for members in blocks(all_features, kind):
                 if len(members) > MAX_BLOCK:
-                    log.warning("skipped a block of %d records sharing %s %r", len(members),
-                                kind, key)
+                    log.warning("skipped a block of %d records sharing one %s key",
+                                len(members), kind)
                 else:
                     linker.compare_block(members, all_features)
-                progress.advance(len(members))
-    del blocks
+            progress.advance()
     review = _review_rows(linker, all_features)
-    _write_decisions(linker, kept_before)
+    _write_decisions(linker, kept_before, renamed)
     return DedupResult(records, review, linker.counts)
 
 
@@ -200,15 +202,19 @@ def _restore_previous(linker: _Linker, previous: dict[str, dict],
     return {linker.clusters.find(i): i for i in kept_index.values()}
 
 
-def _write_decisions(linker: _Linker, kept_before: dict[int, int]) -> None:
-    """Set duplicate_of, dup_rule, dup_score, dup_group and merged_from on every record."""
+def _write_decisions(linker: _Linker, kept_before: dict[int, int], renamed: set[int]) -> None:
+    """Set duplicate_of, dup_rule, dup_score, dup_group and merged_from on every record.
+
+    The kept record is the earlier run's, else the most complete one that holds its
+    natural id (a copy renamed for sharing an id points at the record that has it)."""
     records = linker.records
     for record in records:
         record.update(duplicate_of=None, dup_rule=None, dup_score=None,
                       dup_group=record["record_id"], merged_from={})
     for group in linker.clusters.groups():
         root = linker.clusters.find(group[0])
-        ordered = sorted((records[i] for i in group), key=completeness)
+        ordered = [records[i] for i in sorted(group, key=lambda i: (
+            i in renamed, completeness(records[i])))]
         kept = records[kept_before[root]] if root in kept_before else ordered[0]
         duplicates = [r for r in ordered if r is not kept]
         kept["merged_from"] = fill_from_duplicates(kept, duplicates)

@@ -89,8 +89,6 @@ class Features:
     pmid: str
     doi: str
     title: str
-    title_words: tuple[str, ...]
-    raw_title: str
     surnames: tuple[str, ...]
     authors: list
     journal: str
@@ -104,8 +102,17 @@ class Features:
     generic: bool
 
 
+#: Words without which no notice pattern can match: most titles skip the patterns.
+_NOTICE_HINT = re.compile(
+    r"errat|corrig|correct|retract|concern|comment|\bre\b|letter|repl|respons|rebuttal|"
+    r"protocol|rationale|analysis plan|follow|extension|post[- ]hoc|secondary|subgroup")
+
+
 def _kinds(raw_title: str, publication_types, journal: str) -> frozenset[str]:
-    kinds = {kind for kind, pattern in _NOTICE_PATTERNS.items() if pattern.search(raw_title)}
+    kinds = set()
+    if _NOTICE_HINT.search(raw_title):
+        kinds = {kind for kind, pattern in _NOTICE_PATTERNS.items()
+                 if pattern.search(raw_title)}
     for ptype in publication_types or ():
         kind = _TYPE_KINDS.get(str(ptype).strip().lower())
         if kind:
@@ -141,7 +148,7 @@ def features(index: int, record: dict) -> Features:
     authors = normalise_authors(record.get("authors"))
     return Features(
         index=index, record_id=record["record_id"], pmid=str(record.get("pmid") or ""),
-        doi=str(record.get("doi") or ""), title=title, title_words=words, raw_title=raw,
+        doi=str(record.get("doi") or ""), title=title,
         surnames=tuple(a.split(" ")[0] for a in authors),
         authors=record.get("authors") or [], journal=journal,
         year=normalise_year(record.get("year")), volume=normalise_volume(record.get("volume")),
@@ -185,7 +192,7 @@ def title_similarity(a: Features, b: Features) -> float:
     if a.title == b.title:
         return 1.0
     score = max(fuzz.token_sort_ratio(a.title, b.title), fuzz.ratio(a.title, b.title)) / 100
-    short, long = sorted((a.title_words, b.title_words), key=len)
+    short, long = sorted((a.title.split(), b.title.split()), key=len)
     if len(short) >= 6 and long[:len(short)] == short:
         score = max(score, 0.95)
     return score
@@ -316,6 +323,8 @@ def compare(a: Features, b: Features) -> Verdict:
                            f"different {which} but similar records")
         return Verdict(DISTINCT, "different_identifiers", similarity)
     id_rule = "pmid" if a.pmid and a.pmid == b.pmid else "doi" if a.doi and a.doi == b.doi else ""
+    if not id_rule and similarity < REVIEW_SIMILARITY and not _title_is_start_of_other(a, b):
+        return Verdict(DISTINCT, "", similarity)
     guards = _guards(a, b, bool(id_rule), similarity)
     if guards:
         if similarity >= REVIEW_SIMILARITY or id_rule:
@@ -362,5 +371,5 @@ def _matching_rule(a: Features, b: Features, similarity: float) -> str:
 
 def _title_is_start_of_other(a: Features, b: Features) -> bool:
     """One title is the other's opening words (a subtitle dropped), three words at least."""
-    short, long = sorted((a.title_words, b.title_words), key=len)
+    short, long = sorted((a.title.split(), b.title.split()), key=len)
     return len(short) >= 3 and long[:len(short)] == short

@@ -72,14 +72,19 @@ def normalise_text(text: str | None) -> str:
     """
     if not text:
         return ""
-    text = html.unescape(html.unescape(str(text)))
-    text = _TAG_RE.sub(" ", text)
-    text = _GREEK_RE.sub(lambda m: f" {_GREEK[m.group(0)]} ", text.lower())
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("&", " and ").replace("ß", "ss").replace("æ", "ae").replace("ø", "o")
-    text = text.encode("ascii", "ignore").decode("ascii")
-    return _NON_WORD.sub(" ", text).strip()
+    text = str(text)
+    if "&" in text:
+        text = html.unescape(html.unescape(text)).replace("&", " and ")
+    if "<" in text:
+        text = _TAG_RE.sub(" ", text)
+    text = text.lower()
+    if not text.isascii():
+        text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
+        text = _GREEK_RE.sub(lambda m: f" {_GREEK[m.group(0)]} ", text)
+        text = text.replace("ß", "ss").replace("æ", "ae").replace("ø", "o")
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    # "Sjogren's" = "Sjogrens": an apostrophe joins, never splits, a word.
+    return _NON_WORD.sub(" ", text.replace("'", "")).strip()
 
 
 @lru_cache(maxsize=65536)
@@ -120,6 +125,7 @@ def _initials(given: str) -> str:
     return "".join(w[0] for w in words).upper()
 
 
+@lru_cache(maxsize=1 << 18)
 def author_key(name: str) -> str:
     """One author as "surname INITIALS": "Zhai, Q. J." = "Zhai QJ" = "Qing-Jun Zhai"."""
     surname, given = _split_name(str(name))
@@ -147,9 +153,14 @@ def normalise_authors(authors) -> tuple[str, ...]:
         return ()
     if isinstance(authors, str):
         authors = re.split(r"\s+and\s+|;\s*", authors)
-    keys = (author_key(a) for a in authors
-            if a and str(a).strip() and not is_corporate_author(a))
+    keys = (_person_key(str(a)) for a in authors if a)
     return tuple(k for k in keys if k)
+
+
+@lru_cache(maxsize=1 << 18)
+def _person_key(name: str) -> str:
+    """author_key of a person; empty for a group author or a blank name."""
+    return "" if not name.strip() or is_corporate_author(name) else author_key(name)
 
 
 _JOURNAL_STOP = {"the", "of", "and", "in", "for", "on", "de", "la", "du", "des", "der",
