@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmosynth.cli import main
 from cmosynth.errors import InputError
@@ -52,6 +54,10 @@ def fixture_records() -> dict[str, dict]:
 
 def fixture_codebook() -> dict:
     return yaml.safe_load(CODEBOOK.read_text("utf-8"))
+
+
+# read once for the property-based test, which runs synthesis many times
+FIXTURE_ROWS, FIXTURE_RECORDS, FIXTURE_BOOK = fixture_rows(), fixture_records(), fixture_codebook()
 
 
 def cmoc(record_id: str, number: int, theory: str = "", context: str = "", mechanism: str = "",
@@ -140,6 +146,26 @@ def test_contrary_cue_in_a_positive_outcome_quote_contests_the_theory():
     pt1 = next(j for j in synthesize(rows, records, book).judgements if j.theory.id == "PT1")
     assert pt1.status == "contested"
     assert pt1.contesting_records == ("pmid:34088215",)
+
+
+@settings(max_examples=25, deadline=None)
+@given(chosen=st.lists(st.booleans(), min_size=11, max_size=11), min_records=st.integers(1, 3),
+       seed=st.integers(0, 1000))
+def test_judgements_follow_the_rules_for_any_subset_and_order_of_cmocs(chosen, min_records, seed):
+    rows = [row for row, keep in zip(FIXTURE_ROWS, chosen) if keep]
+    records, book = FIXTURE_RECORDS, FIXTURE_BOOK
+    result = synthesize(rows, records, book, {"min_records": min_records})
+    random.Random(seed).shuffle(rows)
+    shuffled = synthesize(rows, records, book, {"min_records": min_records})
+    for judgement, again in zip(result.judgements, shuffled.judgements):
+        assert (judgement.status, judgement.reasons) == (again.status, again.reasons)
+        assert set(judgement.supporting_records) <= set(judgement.records)
+        if judgement.status == "supported":
+            assert len(judgement.supporting_records) >= min_records
+        assert (judgement.status == "contested") == bool(judgement.contesting_records)
+        assert (judgement.status == "no evidence") == (judgement.signals == ())
+    assert sum(len(c.cmocs) for c in result.configurations if not c.theory_id) <= len(rows)
+    assert all(n <= len({r["record_id"] for r in rows}) for n in result.matrix.values())
 
 
 def test_cmocs_of_no_theory_become_candidate_new_theories(synthesis_dir):

@@ -38,13 +38,14 @@ record id then CMOC id), so the same inputs give byte-identical files.
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +171,14 @@ def load_theory_book(path: str | Path | None) -> TheoryBook:
 
 
 # --- settings ----------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _settings_schema() -> dict:
+    return load_schema("topic")["properties"]["synthesis"]
+
+
 def synthesis_settings(settings: Mapping | None = None, path: str | Path = "topic") -> dict:
     """The topic's `synthesis` section with every default from the topic schema filled in."""
-    schema = load_schema("topic")["properties"]["synthesis"]
-    return validate(dict(settings or {}), schema, path)
+    return validate(copy.deepcopy(dict(settings or {})), _settings_schema(), path)
 
 
 def cue_pattern(cues: Iterable[str]) -> re.Pattern | None:
