@@ -180,6 +180,19 @@ def test_tab_separated_table_is_sniffed_whatever_its_extension(tmp_path):
     assert record["pmid"] == "31234567" and record["record_id"] == "pmid:31234567"
 
 
+def test_pubmed_csv_export_splits_comma_separated_authors(tmp_path):
+    path = tmp_path / "csv-coproducti-set.csv"
+    path.write_text("PMID,Title,Authors,Citation,First Author,Journal/Book,Publication Year,"
+                    "Create Date,PMCID,NIHMS ID,DOI\n"
+                    "31234567,Co-production in primary care.,\"Doe A, Roe SB, van der Berg J\","
+                    "\"BMJ. 2020;1:1.\",Doe A,BMJ,2020,2020/01/02,PMC7654321,,10.5555/x.1\n",
+                    encoding="utf-8")
+    (record,) = read_all(path)
+    assert record["authors"] == ["Doe A", "Roe SB", "van der Berg J"]
+    assert record["journal"] == "BMJ" and record["pmcid"] == "PMC7654321"
+    assert record["record_id"] == "pmid:31234567"
+
+
 def test_semicolon_csv_in_windows_encoding_reads_names_and_quotes():
     first, second = read_all(IMPORTS / "semicolon_cp1252.csv")
     assert first["title"] == "Patients’ voices in co-designed services – a scoping review"

@@ -23,7 +23,8 @@ from cmosynth.records import new_record
 #: Record field -> column names that hold it, most specific first (compared in lower
 #: case with `_` read as a space).
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
-    "source_id": ("record_id", "id", "key", "record id", "rec number", "covidence #"),
+    "source_id": ("record_id", "id", "key", "record id", "rec number", "covidence #", "eid",
+                  "accession number"),
     "title": ("title", "primary title", "article title", "document title", "ti"),
     "authors": ("authors", "author", "author names", "first authors", "au"),
     "year": ("year", "publication year", "pubyear", "py", "publication date", "date"),

@@ -31,6 +31,7 @@ _ACCESSION_PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,8})$", re.IGNORECASE)
 _OWN_ACCESSION = re.compile(r"embase|psyc|cinahl|cochrane|central|scopus|web of science",
                             re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+")
+_LAST_INITIALS = re.compile(r"^\S.* [A-Z]{1,3}$")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -131,15 +132,21 @@ def _number(match: re.Match | None) -> str | None:
 
 
 def split_authors(value: object) -> list[str]:
-    """Authors of one field separated by `;`, or by ` and ` between `Last, First` names
-    (BibTeX style), so that `Health and Care Board` stays one corporate author."""
+    """Authors of one field separated by `;`; by ` and ` between `Last, First` names
+    (BibTeX style), so that `Health and Care Board` stays one corporate author; or by
+    `,` between `Last AB` names (PubMed's CSV)."""
     text = clean(value)
     if not text:
         return []
     if ";" in text:
         return clean_list(text.split(";"))
     parts = _AND.split(text)
-    return clean_list(parts) if all("," in part for part in parts) else [text]
+    if len(parts) > 1 and all("," in part for part in parts):
+        return clean_list(parts)
+    parts = text.split(",")
+    if len(parts) > 1 and all(_LAST_INITIALS.match(part.strip()) for part in parts):
+        return clean_list(parts)
+    return [text]
 
 
 def split_keywords(value: object) -> list[str]:
