@@ -82,6 +82,15 @@ AIM_OR_METHOD = _WORDS(
     r"this (?:paper|article|commentary) (?:describes|"
     r"provides|presents|reports|discusses|summari[sz]es|reviews|outlines|highlights)",
 )
+#: Recommendations that state what works ("services should...", "X is needed to..."):
+#: rule 8 of the guideline gives them mechanism and outcome.
+RECOMMENDATION = _WORDS(r"should", r"must", r"need(?:s|ed)? to", r"(?:is|are) needed",
+                        r"requires?", r"call(?:s|ed)? for", r"recommend", r"it is (?:essential|"
+                        r"important|crucial|vital)", r"(?:is|are) (?:essential|crucial|key) (?:to|for)")
+#: Statements of findings ("we found", "results showed", "participants reported").
+FINDING = _WORDS(r"(?:we )?found", r"show(?:ed|s|n)", r"reveal(?:ed|s)", r"indicat(?:ed|es)",
+                 r"demonstrat(?:ed|es)", r"reported", r"identified", r"emerged", r"highlight(?:ed|s)",
+                 r"suggest(?:ed|s)", r"were (?:more|less) likely", r"(?:was|were) associated")
 FUTURE = _WORDS(r"will (?:be|examine|include|assess|investigate|offer|contribute|provide|"
                 r"receive|take)", r"(?:is|are) expected to")
 
@@ -167,6 +176,8 @@ class SentenceEvidence:
     conditional: bool = False
     aim_or_method: bool = False
     future: bool = False
+    recommendation: bool = False
+    finding: bool = False
 
     @property
     def causal(self) -> bool:
@@ -184,6 +195,8 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook) -> Sent
         conditional=bool(CONDITIONAL_OPENING.search(text) or CONDITIONAL.search(text)),
         aim_or_method=text.rstrip().endswith("?") or bool(AIM_OR_METHOD.search(text)),
         future=bool(FUTURE.search(text)),
+        recommendation=bool(RECOMMENDATION.search(text)),
+        finding=bool(FINDING.search(text)),
     )
 
 
@@ -192,13 +205,15 @@ class RuleWeights:
     """Weights of the rule scorer; a role is given when its score reaches `threshold`.
     The defaults were tuned on the dev split only (coordinate search, bench/extract.py)."""
 
-    cue: float = 0.5            # per codebook concept of the role (at most two count)
+    cue: float = 0.3            # per codebook concept of the role (at most two count)
     generic: float = 0.3        # per generic-vocabulary hit (at most three count)
     section: float = 1.5        # multiplier of SECTION_PRIOR
-    causal: float = 0.5         # causal language, for mechanism and outcome
+    causal: float = 0.3         # causal language, for mechanism and outcome
     conditional: float = 0.0    # conditional language, for context
     aim_or_method: float = -0.4
     future: float = -0.6        # "will be", "could": protocols and expectations, not results
+    recommendation: float = 0.5  # rule 8: what should be done, for mechanism and outcome
+    finding: float = 0.15       # statements of findings, for outcome
     bias_context: float = 0.3   # per-role offsets: how readily each role is given
     bias_mechanism: float = -0.3
     bias_outcome: float = 0.0
@@ -208,15 +223,17 @@ class RuleWeights:
         return getattr(self, f"bias_{role}")
 
 
-#: The rule approaches the bench compares: codebook cues alone (any cue gives its role),
-#: then the tuned rules with only the section prior or only causal language added to the
-#: cues, then all evidence.
+#: The rule approaches the bench compares. `cues`: any cue gives its role. `cues+section`:
+#: a cue counts unless the section prior (aims, methods) or aim/method phrasing outweighs
+#: it. `cues+causal`: a cue needs causal or conditional language beside it (or a second
+#: cue). `rules`: all evidence, weights tuned on the dev split.
+_NOTHING = dict(cue=0.0, generic=0.0, section=0.0, causal=0.0, conditional=0.0, aim_or_method=0.0,
+                future=0.0, recommendation=0.0, finding=0.0, bias_context=0.0,
+                bias_mechanism=0.0, bias_outcome=0.0, threshold=1.0)
 APPROACHES: dict[str, RuleWeights] = {
-    "cues": RuleWeights(cue=1.0, generic=0.0, section=0.0, causal=0.0, conditional=0.0,
-                        aim_or_method=0.0, future=0.0, bias_context=0.0, bias_mechanism=0.0,
-                        threshold=1.0),
-    "cues+section": RuleWeights(generic=0.0, causal=0.0, conditional=0.0),
-    "cues+causal": RuleWeights(generic=0.0, section=0.0, aim_or_method=0.0, future=0.0),
+    "cues": RuleWeights(**{**_NOTHING, "cue": 1.0}),
+    "cues+section": RuleWeights(**{**_NOTHING, "cue": 1.0, "section": 1.0, "aim_or_method": -0.8}),
+    "cues+causal": RuleWeights(**{**_NOTHING, "cue": 0.6, "causal": 0.4, "conditional": 0.4}),
     "rules": RuleWeights(),
 }
 
@@ -237,6 +254,10 @@ def rule_scores(evidence: SentenceEvidence, weights: RuleWeights = RuleWeights()
             score += weights.aim_or_method
         if role == "outcome" and evidence.future:
             score += weights.future
+        if role != "context" and evidence.recommendation:
+            score += weights.recommendation
+        if role == "outcome" and evidence.finding:
+            score += weights.finding
         scores[role] = score
     return scores
 
@@ -262,7 +283,8 @@ def evidence_tokens(evidence: SentenceEvidence) -> str:
         tokens += [f"__gen_{role}"] * min(evidence.generic.get(role, 0), 3)
     tokens += ["__forward"] * evidence.forward + ["__backward"] * evidence.backward
     tokens += ["__conditional"] * evidence.conditional + ["__aim"] * evidence.aim_or_method
-    tokens += ["__future"] * evidence.future
+    tokens += ["__future"] * evidence.future + ["__recommend"] * evidence.recommendation
+    tokens += ["__finding"] * evidence.finding
     return " ".join(tokens)
 
 
