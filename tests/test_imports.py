@@ -112,6 +112,21 @@ def test_gzipped_export_is_read_like_the_plain_file(tmp_path):
     assert read_all(packed) == read_all(IMPORTS / "ovid_embase.ris")
 
 
+def test_ovid_tagged_export_reads_ui_as_pmid_only_in_medline():
+    embase, medline = read_all(IMPORTS / "ovid_tagged.cgi")
+    assert detect_format(IMPORTS / "ovid_tagged.cgi") == "ovid"
+    assert embase["pmid"] is None and embase["source_id"] == "627004321"
+    assert embase["journal"] == "Health Expectations"  # first part of Embase's SO field
+    assert embase["abstract"] == ("Background: Co-production is widely promoted. Method(s): We "
+                                  "reviewed 41 studies. Conclusion(s): Shared ownership matters.")
+    assert embase["volume"] == "22" and embase["issue"] == "4" and embase["pages"] == "640-651"
+    assert embase["keywords"] == ["integrated health care system", "caregiver", "human"]
+    assert medline["record_id"] == "pmid:30123456"
+    assert medline["authors"] == ["Smith, Jane", "Doe, Alex"]
+    assert medline["mesh"] == ["Cooperative Behavior", "Humans"]
+    assert medline["doi"] == "10.5555/bmc.2018.7"
+
+
 def test_utf8_bom_does_not_hide_the_first_record():
     (record,) = read_all(IMPORTS / "bom_utf8.ris")
     assert record["title"] == "Évaluation réaliste de la coproduction"
@@ -281,6 +296,7 @@ MALFORMED = [
     ("missing_er.ris", 5),
     ("truncated.ris", 5),
     ("notes.ris", 1),
+    ("ovid_no_header.cgi", 1),
     ("broken.bib", 6),
     ("no_title.csv", 1),
     ("broken_endnote.xml", 3),
