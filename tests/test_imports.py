@@ -127,6 +127,18 @@ def test_ovid_tagged_export_reads_ui_as_pmid_only_in_medline():
     assert medline["doi"] == "10.5555/bmc.2018.7"
 
 
+def test_web_of_science_export_reads_list_continuations_and_accession_numbers():
+    first, second = read_all(IMPORTS / "web_of_science.txt")
+    assert detect_format(IMPORTS / "web_of_science.txt") == "wos"
+    assert first["authors"] == ["Okafor, Ifeoma M.", "Lindqvist, Anna"]
+    assert first["title"] == ("Co-production of community mental health services: "
+                              "a realist evaluation")
+    assert first["pmid"] == "31012345" and first["doi"] == "10.5555/hex.2019.0042"
+    assert first["pages"] == "640-651" and first["source_id"] == "WOS:000123456700001"
+    assert first["keywords"][:3] == ["co-production", "mental health", "realist evaluation"]
+    assert second["record_id"] == "wos:WOS:000123456700002" and second["pages"] == "e012345"
+
+
 def test_utf8_bom_does_not_hide_the_first_record():
     (record,) = read_all(IMPORTS / "bom_utf8.ris")
     assert record["title"] == "Évaluation réaliste de la coproduction"
@@ -297,6 +309,7 @@ MALFORMED = [
     ("truncated.ris", 5),
     ("notes.ris", 1),
     ("ovid_no_header.cgi", 1),
+    ("wos_truncated.ciw", 3),
     ("broken.bib", 6),
     ("no_title.csv", 1),
     ("broken_endnote.xml", 3),

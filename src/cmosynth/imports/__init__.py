@@ -1,5 +1,6 @@
-"""Importers and exporters: records from RIS, MEDLINE (.nbib), Ovid tagged exports, BibTeX,
-CSV, EndNote XML, PubMed XML and JSONL; records to RIS, CSV (ASReview, Rayyan) and JSONL.
+"""Importers and exporters: records from RIS, MEDLINE (.nbib), Ovid tagged and Web of
+Science plain-text exports, BibTeX, CSV, EndNote XML, PubMed XML and JSONL; records to
+RIS, CSV (ASReview, Rayyan) and JSONL.
 
 Every reader runs the same short pipeline: decode (UTF-8, else cp1252, else latin-1),
 parse, clean lightly, build contract records with `cmosynth.records.new_record`. Errors
@@ -30,8 +31,8 @@ def read_records_file(path: str | Path, *, format: str | None = None,
 
     `format` is detected from the extension and first bytes when not given. `source`
     labels the records (and ids without PMID or DOI, `<source>:<source_id>`); it defaults
-    to the format's name (`ris`, `nbib`, `ovid`, `bibtex`, `csv`, `endnote`, `pubmed`), and
-    for JSONL to the records' own `source`.
+    to the format's name (`ris`, `nbib`, `ovid`, `wos`, `bibtex`, `csv`, `endnote`,
+    `pubmed`), and for JSONL to the records' own `source`.
     """
     path = Path(path)
     # Resolved before the first record is asked for, so a wrong path fails at once.
