@@ -108,9 +108,9 @@ def detect_format(path: str | Path) -> str:
         if fmt.looks_like(head):
             return fmt.name
     if claimed:
-        names = " or ".join(f.name for f in claimed)
-        raise InputError(path, f"{ext} file is neither {names} by its content; "
-                               "check that it is a bibliographic export")
+        names = ", ".join(f.name for f in claimed)
+        raise InputError(path, f"the content matches none of the {ext} formats ({names}); "
+                               "check that it is a bibliographic export", line=1)
     known = ", ".join(sorted({e for f in formats().values() for e in f.extensions}))
     raise InputError(path, f"cannot tell the record format of this file; use one of the "
                            f"extensions {known}")
