@@ -83,31 +83,33 @@ def _search_runs(topic_dir: Path) -> list[dict]:
             "database": entry.get("database", "PubMed"),
             "query": entry.get("query", ""),
             "query_translation": entry.get("query_translation", ""),
-            "date_type": window.get("date_type", entry.get("date_type", "edat")),
+            "date_type": entry.get("date_field") or entry.get("date_type", "edat"),
             "window": f"{window.get('mindate', '?')} to {window.get('maxdate', '?')}",
             "count": entry.get("count", 0),
             "retrieved": entry.get("records_retrieved", 0),
             "slices": len(entry.get("slices") or []),
-            "run_at": entry.get("run_at", ""),
-            "version": entry.get("cmosynth_version", entry.get("version", "")),
+            "run_at": entry.get("finished", ""),
+            "version": entry.get("version", ""),
         })
     return runs
 
 
 def _screen_summary(topic_dir: Path) -> dict:
+    """What the report says about screening, from screen/summary.json."""
     path = topic_dir / "screen" / "summary.json"
     summary = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    stopping = summary.get("stopping") or {}
-    stopping_text = stopping.get("statement") if isinstance(stopping, dict) else str(stopping)
+    stopping = summary.get("stopping_rule") or {}
     agreement = summary.get("agreement") or {}
+    kappas = [f"{' and '.join(pair['reviewers'])}: {pair['cohen_kappa']:.2f}"
+              for pair in agreement.get("pairs", []) if pair.get("cohen_kappa") is not None]
     return {
         "machine_made": bool(summary.get("machine_made")),
-        "machine_made_note": summary.get("machine_made_note", ""),
-        "model": (summary.get("model") or {}).get("name") if isinstance(summary.get("model"), dict)
-        else summary.get("model"),
+        "machine_made_note": summary.get("machine_made_statement") or "",
+        "model": (summary.get("model") or {}).get("name"),
         "reviewers": summary.get("reviewers") or [],
-        "kappa": agreement.get("kappa") if isinstance(agreement, dict) else None,
-        "stopping": stopping_text,
+        "kappa": "; ".join(kappas),
+        "conflicts": agreement.get("conflicts", 0),
+        "stopping": stopping.get("sentence", ""),
     }
 
 

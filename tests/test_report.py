@@ -1,0 +1,136 @@
+"""The report stage: PRISMA counts agree with the stage tables; files a reviewer opens."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from openpyxl import load_workbook
+
+from cmosynth.errors import InputError
+from cmosynth.records import new_record, write_records
+from cmosynth.report import report_topic
+from cmosynth.report.flow_svg import render_flow_svg
+from cmosynth.report.prisma import count_screening, prisma_counts, prisma_csv_rows
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENING_COLUMNS = ["record_id", "rank", "score", "rule_decision", "rule_reason",
+                     "reviewer_decision", "decision", "exclusion_reason", "decided_by"]
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def screening_row(record_id, decision, decided_by, rule_decision="", rule_reason=""):
+    return {"record_id": record_id, "rank": "", "score": "", "rule_decision": rule_decision,
+            "rule_reason": rule_reason, "reviewer_decision": "", "decision": decision,
+            "exclusion_reason": rule_reason, "decided_by": decided_by}
+
+
+@pytest.fixture
+def topic_dir(tmp_path) -> Path:
+    """Stage outputs of a small review: 6 records from PubMed and an Embase export, one
+    duplicate, one excluded by a rule, one by the reviewer, three included."""
+    root = tmp_path / "outputs" / "tiny"
+    records = [
+        new_record("pubmed", pmid="1", title="Co-production in primary care", year=2020,
+                   authors=["Cloke, Jane"], publication_types=["Journal Article"]),
+        new_record("pubmed", pmid="2", title="Trust in partnerships", year=2021,
+                   publication_types=["Journal Article", "Review"]),
+        new_record("pubmed", pmid="3", title="A comment", year=2021,
+                   publication_types=["Comment"]),
+        new_record("pubmed", pmid="4", title="Knee surgery outcomes", year=2019),
+        new_record("pubmed", pmid="5", title="Knowledge mobilisation with patients", year=2022),
+        new_record("ris", source_id="7", title="Co-production in primary care", year=2020),
+    ]
+    for record in records:
+        record["duplicate_of"] = None
+    records[-1]["duplicate_of"] = "pmid:1"
+    write_records(root / "dedup" / "records.jsonl", records)
+    write_csv(root / "screen" / "screening.csv", [
+        screening_row("pmid:1", "include", "reviewer"),
+        screening_row("pmid:2", "include", "reviewer"),
+        screening_row("pmid:3", "exclude", "rule", "exclude", "publication type: Comment"),
+        screening_row("pmid:4", "exclude", "reviewer"),
+        screening_row("pmid:5", "include", "model"),
+    ], SCREENING_COLUMNS)
+    write_records(root / "screen" / "included.jsonl", [records[0], records[1], records[4]])
+    (root / "screen" / "summary.json").write_text(json.dumps({"machine_made": False}))
+    return root
+
+
+def test_prisma_counts_follow_the_stage_tables(topic_dir):
+    counts = prisma_counts(topic_dir)
+    assert counts.database_results == {"PubMed": 5, "RIS export": 1}
+    assert counts.identified == 6
+    assert counts.duplicates == 1
+    assert counts.excluded_automatic == {"publication type: Comment": 1}
+    assert counts.records_screened == 4
+    assert counts.records_excluded == 1
+    assert counts.included == 3
+    # identified = duplicates + automation exclusions + screened
+    assert counts.identified == counts.duplicates + counts.excluded_automatic_total + 4
+
+
+def test_prisma_csv_has_the_prisma2020_package_layout(topic_dir):
+    rows = prisma_csv_rows(prisma_counts(topic_dir))
+    assert list(rows[0]) == ["data", "node", "box", "description", "boxtext", "tooltips",
+                             "url", "n"]
+    n = {row["data"]: row["n"] for row in rows}
+    assert n["database_results"] == 6 and n["duplicates"] == 1
+    assert n["excluded_automatic"] == 1 and n["records_screened"] == 4
+    assert n["new_studies"] == 3
+    assert n["database_specific_results"] == "PubMed, 5; RIS export, 1"
+
+
+def test_screening_table_without_contract_columns_is_named(tmp_path):
+    path = tmp_path / "screening.csv"
+    path.write_text("record_id,decision\npmid:1,include\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"screening\.csv:1: missing columns"):
+        count_screening(path)
+
+
+def test_flow_diagram_is_valid_svg_with_the_counts(topic_dir):
+    svg = render_flow_svg(prisma_counts(topic_dir))
+    root = etree.fromstring(svg.encode())
+    text = " ".join(root.itertext())
+    assert "Records identified from databases (n = 6)" in text
+    assert "Duplicate records linked (n = 1)" in text
+    assert "Studies included in review (n = 3)" in text
+
+
+def test_report_files_are_written_and_say_who_screened(topic_dir, tmp_path):
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+             "search": {"imports": []}, "_path": "tiny.yaml"}
+    report_dir = report_topic(topic, tmp_path / "outputs")
+    html = (report_dir / "index.html").read_text(encoding="utf-8")
+    assert "A tiny review" in html and "RAMESES 12" in html
+    assert "machine-made" not in html  # reviewers decided here
+    ris = (report_dir / "included.ris").read_text(encoding="utf-8")
+    assert ris.count("ER  -") == 3
+    workbook = load_workbook(report_dir / "review.xlsx", read_only=True)
+    assert {"PRISMA", "Screening"} <= set(workbook.sheetnames)
+    first = (report_dir / "PRISMA.csv").read_bytes()
+    report_topic(topic, tmp_path / "outputs")
+    assert (report_dir / "PRISMA.csv").read_bytes() == first
+
+
+def test_machine_made_screening_is_said_plainly(topic_dir, tmp_path):
+    (topic_dir / "screen" / "summary.json").write_text(json.dumps(
+        {"machine_made": True, "machine_made_statement": "No reviewer decisions were given.",
+         "stopping_rule": {"sentence": "The stopping rule was not applied."}}))
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(tmp_path / "missing.yaml"), "search": {"imports": []}}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "Screening was machine-made" in html
+    assert "No reviewer decisions were given." in html
+    assert "The stopping rule was not applied." in html
