@@ -91,6 +91,11 @@ RECOMMENDATION = _WORDS(r"should", r"must", r"need(?:s|ed)? to", r"(?:is|are) ne
 FINDING = _WORDS(r"(?:we )?found", r"show(?:ed|s|n)", r"reveal(?:ed|s)", r"indicat(?:ed|es)",
                  r"demonstrat(?:ed|es)", r"reported", r"identified", r"emerged", r"highlight(?:ed|s)",
                  r"suggest(?:ed|s)", r"were (?:more|less) likely", r"(?:was|were) associated")
+#: Funding, registration and copyright statements: never evidence of a configuration.
+ADMINISTRATIVE = re.compile(r"^\s*(?:funding|trial registration|registration|registered (?:at|with|on)|"
+                            r"copyright|conflicts? of interest|competing interests?|"
+                            r"clinical trial registration)\b|©|\ball rights reserved\b",
+                            re.IGNORECASE)
 FUTURE = _WORDS(r"will (?:be|examine|include|assess|investigate|offer|contribute|provide|"
                 r"receive|take)", r"(?:is|are) expected to")
 
@@ -178,6 +183,7 @@ class SentenceEvidence:
     future: bool = False
     recommendation: bool = False
     finding: bool = False
+    administrative: bool = False
 
     @property
     def causal(self) -> bool:
@@ -197,6 +203,7 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook) -> Sent
         future=bool(FUTURE.search(text)),
         recommendation=bool(RECOMMENDATION.search(text)),
         finding=bool(FINDING.search(text)),
+        administrative=category == "ADMIN" or bool(ADMINISTRATIVE.search(text)),
     )
 
 
@@ -263,7 +270,10 @@ def rule_scores(evidence: SentenceEvidence, weights: RuleWeights = RuleWeights()
 
 
 def rule_roles(evidence: SentenceEvidence, weights: RuleWeights = RuleWeights()) -> dict[str, float]:
-    """Roles given by the rules, each with a confidence in [0, 1]."""
+    """Roles given by the rules, each with a confidence in [0, 1]; administrative sentences
+    (funding, registration, copyright) carry none."""
+    if evidence.administrative:
+        return {}
     scores = rule_scores(evidence, weights)
     return {role: _squash(score - weights.threshold) for role, score in scores.items()
             if score >= weights.threshold}
@@ -335,9 +345,11 @@ class RoleModel:
         return out
 
     def predict(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
-        """Roles whose probability reaches the threshold, with that probability."""
-        return [{r: round(p, 3) for r, p in row.items() if p >= self.threshold}
-                for row in self.probabilities(evidence)]
+        """Roles whose probability reaches the threshold, with that probability
+        (none for administrative sentences)."""
+        return [{} if e.administrative else {r: round(p, 3) for r, p in row.items()
+                                              if p >= self.threshold}
+                for e, row in zip(evidence, self.probabilities(evidence))]
 
 # --- the shipped coder ------------------------------------------------------------------
 #: The approach the extractor ships with (chosen on the dev split; see bench/extract.py).

@@ -36,8 +36,8 @@ _CATEGORY_WORDS = (
     ("OBJECTIVE", ("OBJECTIVE", "AIM", "PURPOSE", "GOAL", "QUESTION", "HYPOTHES")),
     ("METHODS", ("METHOD", "DESIGN", "SETTING", "PARTICIPANT", "SAMPLE", "INTERVENTION",
                  "MEASURE", "ANALYS", "PROCEDURE", "DATA", "SUBJECTS", "APPROACH",
-                 "PATIENT OR PUBLIC", "PUBLIC CONTRIBUTION", "INVOLVEMENT", "REGISTRATION",
-                 "ETHICS", "FUNDING", "TRIAL")),
+                 "PATIENT OR PUBLIC", "PUBLIC CONTRIBUTION", "INVOLVEMENT")),
+    ("ADMIN", ("REGISTRATION", "FUNDING", "ETHICS", "COPYRIGHT", "CONFLICT", "COMPETING")),
     ("RESULTS", ("RESULT", "FINDING", "OUTCOME")),
     ("CONCLUSIONS", ("CONCLUSION", "DISCUSSION", "IMPLICATION", "INTERPRETATION",
                      "LESSONS", "RELEVANCE", "SIGNIFICANCE", "SUMMARY", "LAY ABSTRACT")),
@@ -52,7 +52,7 @@ class Sentence:
     start: int
     section: str            # title, abstract, abstract:RESULTS, fulltext:discussion
     label: str | None       # structured-abstract label as printed, or None
-    category: str | None    # BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, or None
+    category: str | None    # BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, ADMIN or None
     source_text: str        # the whole text the sentence is a span of
 
     @property
