@@ -1,0 +1,97 @@
+"""The whole workflow, run for real by Snakemake on a tiny topic against the local
+E-utilities server: search -> dedup -> screen -> extract -> synthesis -> report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from eutils_server import eutils_server  # noqa: F401 (fixture)
+
+from cmosynth.records import read_records
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "workflow"
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def run_snakemake(workdir: Path, topic: Path, outputs: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "2",
+               "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2025-12-31"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed in this venv")
+def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_path):
+    topic = tmp_path / "tiny.yaml"
+    topic.write_text(yaml.safe_dump({
+        "name": "tiny", "title": "Co-production in health care: a tiny test topic",
+        "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+        "search": {"pubmed": {"query": "coproduction[tiab] AND health[tiab]",
+                              "mindate": "2019/01/01", "batch_size": 100},
+                   "imports": [str(FIXTURES / "embase_export.ris")]},
+    }), encoding="utf-8")
+    outputs = tmp_path / "outputs"
+    topic_dir = outputs / "tiny"
+
+    first = run_snakemake(tmp_path, topic, outputs)
+    assert first.returncode == 0, first.stderr[-4000:]
+
+    records = list(read_records(topic_dir / "dedup" / "records.jsonl"))
+    pubmed = [r for r in records if r["source"] == "pubmed"]
+    assert pubmed and len(pubmed) == len(list(read_records(topic_dir / "search" / "records.jsonl")))
+    # The Embase copy of PMID 34707797 is linked to the PubMed record, not deleted.
+    embase_copy = next(r for r in records if "technology transfer" in r["title"].lower()
+                       and r["source"] != "pubmed")
+    assert embase_copy["duplicate_of"] == "pmid:34707797"
+
+    screening = read_csv(topic_dir / "screen" / "screening.csv")
+    kept = [r for r in records if not r.get("duplicate_of")]
+    assert sorted(row["record_id"] for row in screening) == sorted(r["record_id"] for r in kept)
+    included = list(read_records(topic_dir / "screen" / "included.jsonl"))
+    assert included, "the machine-made screening includes the on-topic records"
+
+    by_id = {r["record_id"]: r for r in included}
+    for row in read_csv(topic_dir / "extract" / "cmo.csv"):
+        source = by_id[row["record_id"]]
+        text = f"{source['title']} {source.get('abstract') or ''}"
+        for element in ("context", "mechanism", "outcome"):
+            quote = row[f"{element}_quote"]
+            if quote and not row["section"].startswith("fulltext"):
+                assert quote in source["title"] or quote in (source.get("abstract") or ""), quote
+        assert sum(bool(row[e]) for e in ("context", "mechanism", "outcome")) >= 2, text
+
+    theories = read_csv(topic_dir / "synthesis" / "theory_status.csv")
+    assert {t["status"] for t in theories} <= {"supported", "refined", "contested", "no evidence"}
+    prisma = {row["data"]: row["n"] for row in read_csv(topic_dir / "report" / "PRISMA.csv")}
+    assert int(prisma["database_results"]) == len(records)
+    assert int(prisma["duplicates"]) == sum(1 for r in records if r.get("duplicate_of"))
+    html = (topic_dir / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Screening was machine-made" in html
+    assert "coproduction[tiab] AND health[tiab]" in html
+    for name in ("prisma.svg", "review.xlsx", "included.ris"):
+        assert (topic_dir / "report" / name).stat().st_size > 0
+    for rule in ("search_pubmed", "deduplicate", "screen_records", "extract_cmo", "synthesize",
+                 "report"):
+        assert (topic_dir / "logs" / f"{rule}.log").exists(), rule
+
+    sent = len(eutils_server.requests)
+    tables = {p: p.read_bytes() for p in topic_dir.rglob("*.csv")}
+    second = run_snakemake(tmp_path, topic, outputs)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "Nothing to be done" in second.stdout + second.stderr
+    assert len(eutils_server.requests) == sent
+    assert {p: p.read_bytes() for p in topic_dir.rglob("*.csv")} == tables
