@@ -55,7 +55,7 @@ def dedup_record(source_id: str, title: str, abstract: str = "", **fields) -> di
     return record
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def corpus() -> dict[str, list[dict]]:
     return {"on": bib_records("participation_studies.bib", "on", 15, on_topic=True),
             "off": bib_records("corpus_autism_research.bib", "off", 35, on_topic=False)}

@@ -27,8 +27,9 @@ DEFAULT_MODEL = "svm-balanced"
 class RankingModel:
     """One prioritisation model: a classifier, its parameters and how classes are weighted.
 
-    `balance` is `none`, `balanced` (included records weighted up so that the excluded
-    class weighs `ratio` times the included one, as ASReview's "balanced" balancer does) or
+    `balance` is `none`, `balanced` (each excluded record weighted down so that the
+    included class weighs `ratio` times the excluded one in all, as ASReview's "balanced"
+    balancer does) or
     `double` (ASReview 1's dynamic "double" balance formulas, applied as sample weights
     instead of resampling so that runs are deterministic).
     """
@@ -59,8 +60,8 @@ MODELS: dict[str, RankingModel] = {m.name: m for m in (
     RankingModel("svm", "svm", {"C": 0.11}, "none",
                  description="linear SVM (squared hinge), no balancing"),
     RankingModel("svm-balanced", "svm", {"C": 0.11}, "balanced", 9.8,
-                 description="linear SVM, C=0.11, included records weighted so that excluded "
-                             "records weigh 9.8 times as much as a class"),
+                 description="linear SVM, C=0.11, excluded records weighted down so that the "
+                             "included class weighs 9.8 times the excluded one"),
 )}
 
 FEATURES_DESCRIPTION = ("TF-IDF of words and word bigrams of title + abstract, sublinear tf, "
@@ -93,7 +94,7 @@ def text_features(texts: Sequence[str], extra: Iterable[str] = ()) -> tuple[spar
     (e.g. the topic profile for the cold start) is only projected into that space.
     """
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95,
-                                 min_df=1, strip_accents="unicode", dtype=np.float64)
+                                 min_df=1, dtype=np.float64)
     texts, extra = list(texts), list(extra)
     if not any(t.strip() for t in texts):
         return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))

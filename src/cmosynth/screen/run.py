@@ -146,12 +146,11 @@ def decide(item: Screening, machine_made: bool, threshold: float, stop_reached: 
         item.exclusion_reason = "not screened: stopping rule showed the target recall reached"
 
 
-def machine_made_sentence(model: RankingModel, threshold: float, included: int,
-                          total: int) -> str:
-    return (f"Screening was machine-made: no reviewer screened these records; the "
-            f"{model.name} prioritisation model in cold-start mode (similarity to the "
-            f"search terms and codebook) included the {included:,} of {total:,} records "
-            f"scoring at least {threshold:g}, and a reviewer should check them.")
+def machine_made_sentence(threshold: float, included: int, total: int) -> str:
+    return (f"Screening was machine-made: no reviewer screened these records. They were "
+            f"ranked by similarity to the search terms and the codebook's cues, and the "
+            f"{included:,} of {total:,} records scoring at least {threshold:g} (relative to "
+            f"the most similar record) were included; a reviewer should check them.")
 
 
 def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
@@ -229,7 +228,7 @@ def screening_summary(items: list[Screening], model: RankingModel, scoring: Scor
         "included": included,
         "undecided": sum(1 for i in items if not i.decision),
         "machine_made": machine_made,
-        "machine_made_statement": (machine_made_sentence(model, threshold, included, len(items))
+        "machine_made_statement": (machine_made_sentence(threshold, included, len(items))
                                    if machine_made else None),
         "reviewer_decisions": len(decisions),
         "reviewers": sorted({d.reviewer for d in decisions}),
