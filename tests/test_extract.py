@@ -59,8 +59,11 @@ def test_structured_abstract_labels_become_sections_and_stay_out_of_sentences(me
         labels = [s["label"] for s in record["abstract_sections"] if s["label"]]
         assert [s.label for s in abstract if s.label] and \
             list(dict.fromkeys(s.label for s in abstract)) == list(dict.fromkeys(labels))
+        nlm = {s["label"]: s["nlm_category"] for s in record["abstract_sections"]}
         for sentence in abstract:
             assert sentence.section == f"abstract:{sentence.label}"
+            if nlm.get(sentence.label) in {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"}:
+                assert sentence.category == nlm[sentence.label]     # drives the role priors
             assert not any(sentence.text.startswith(f"{label}:") for label in labels)
             assert sentence.text in record["abstract"]
 

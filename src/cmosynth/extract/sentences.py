@@ -42,6 +42,7 @@ _CATEGORY_WORDS = (
     ("CONCLUSIONS", ("CONCLUSION", "DISCUSSION", "IMPLICATION", "INTERPRETATION",
                      "LESSONS", "RELEVANCE", "SIGNIFICANCE", "SUMMARY", "LAY ABSTRACT")),
 )
+_NLM_CATEGORIES = {"BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"}
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,15 @@ def labelled_blocks(text: str, labels: list[str] | None = None) -> list[tuple[st
     return [b for b in blocks if text[b[1]:b[2]].strip()]
 
 
-def text_sentences(text: str, prefix: str, labels: list[str] | None = None) -> Iterator[Sentence]:
-    """Sentences of one text (an abstract or a full-text section), with their sections."""
+def text_sentences(text: str, prefix: str, labels: list[str] | None = None,
+                   categories: dict[str, str] | None = None) -> Iterator[Sentence]:
+    """Sentences of one text (an abstract or a full-text section), with their sections.
+    `categories` maps labels to NLM categories where the record has them."""
     for label, start, end in labelled_blocks(text, labels):
         section = f"{prefix}:{label}" if label else prefix
+        category = (categories or {}).get(label) or label_category(label)
         for a, b in split_spans(text[start:end], offset=start):
-            yield Sentence(text[a:b], a, section, label, label_category(label), text)
+            yield Sentence(text[a:b], a, section, label, category, text)
 
 
 def record_sentences(record: dict) -> list[Sentence]:
@@ -150,6 +154,8 @@ def record_sentences(record: dict) -> list[Sentence]:
         lead = len(title) - len(title.lstrip())
         sentences.append(Sentence(title.strip(), lead, "title", None, "TITLE", title))
     abstract = record.get("abstract") or ""
-    labels = [s.get("label") for s in record.get("abstract_sections") or [] if s.get("label")]
-    sentences.extend(text_sentences(abstract, "abstract", labels))
+    parts = [s for s in record.get("abstract_sections") or [] if s.get("label")]
+    categories = {s["label"]: s["nlm_category"].upper() for s in parts
+                  if (s.get("nlm_category") or "").upper() in _NLM_CATEGORIES}
+    sentences.extend(text_sentences(abstract, "abstract", [s["label"] for s in parts], categories))
     return sentences
