@@ -243,7 +243,8 @@ def scale_worker(count: int) -> None:
     base = []
     for name in SETS:
         csv_path, _ = dataset_paths(name)
-        base += records_from_frame(pd.read_csv(csv_path, dtype=str, keep_default_na=False))
+        base += records_from_frame(pd.read_csv(csv_path, dtype=str, keep_default_na=False),
+                                   source=name)
     start = time.perf_counter()
     records = perturbed_records(base, count)
     made = time.perf_counter() - start

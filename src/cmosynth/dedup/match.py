@@ -29,15 +29,15 @@ REVIEW_SIMILARITY = 0.85
 _NOTICE_PATTERNS = {
     "erratum": re.compile(
         r"\b(?:errat(?:um|a)|corrigend(?:um|a))\b|^\W*(?:correction|corrections|published "
-        r"erratum|author correction|publisher correction)\b\s*(?::|to\b|for\b|in\b|notice|$)"
+        r"erratum|author correction|publisher correction)\b\s*(?:[:\-\u2013\u2014.]|to\b|for\b|in\b|notice|$)"
         r"|[\[(](?:correction|erratum)[\])]"),
     "retraction": re.compile(
         r"^\W*(?:notice of retraction|retraction notice|retraction|expression of concern)"
-        r"\b\s*(?::|to\b|of\b|for\b|notice|$)|[\[(]retraction[\])]|\bretraction notice\b"),
+        r"\b\s*(?:[:\-\u2013\u2014.]|to\b|of\b|for\b|notice|$)|[\[(]retraction[\])]|\bretraction notice\b"),
     "comment": re.compile(
         r"^\W*(?:comments?|commentary|re|letter|letters|reply|replies|response|responses|"
         r"in reply|author'?s'? reply|authors'? response|authors'? reply|rebuttal|"
-        r"letter to the editor|editorial comment|invited commentary)\b\s*(?::|to\b|on\b|"
+        r"letter to the editor|editorial comment|invited commentary)\b\s*(?:[:\-\u2013\u2014.]|to\b|on\b|"
         r"regarding\b|from\b|re\b|$)|\b(?:comment on|reply to|response to the letter|"
         r"letter to the editor|in response to)\b"),
     "protocol": re.compile(
@@ -57,8 +57,9 @@ _TYPE_KINDS = {
     "conference abstract": "conference", "conference paper": "conference",
     "conference review": "conference", "clinical trial protocol": "protocol",
 }
-_CONFERENCE_JOURNAL = re.compile(
-    r"\b(?:abstracts?|meeting|congress|conference|proceedings|symposium|annual scientific)\b")
+#: Journal-field words of meeting abstracts and theses, matched by their first letters so
+#: that abbreviated journal titles ("Diss Abst Int", "Conf Proc") are flagged alike.
+_CONFERENCE_JOURNAL = re.compile(r"\b(?:abst|meet|congr|conf|symp)")
 _GENERIC_TITLES = {
     "editorial", "introduction", "reply", "in reply", "response", "authors reply",
     "author reply", "letter", "letter to the editor", "letters to the editor", "comment",
@@ -122,12 +123,19 @@ def _kinds(raw_title: str, publication_types, journal: str) -> frozenset[str]:
     return frozenset(kinds)
 
 
+_DIGITS = re.compile(r"\d+")
+_NUMBER_HINT = re.compile(r"\b(?:" + "|".join(sorted(_NUMBER_WORDS) + sorted(_SERIES_WORDS))
+                          + r")\b")
+
+
 def _title_numbers(words: tuple[str, ...]) -> frozenset[str]:
     """Numbers a title carries ("Part II", "phase 3", "5-year", "two"), as digits.
 
     Digit runs are read with the spaces removed, so "CO 2" = "CO2" and "2,916" = "2916".
     """
-    found = {str(int(run)) for run in re.findall(r"\d+", "".join(words))}
+    found = {str(int(run)) for run in _DIGITS.findall("".join(words))}
+    if not _NUMBER_HINT.search(" ".join(words)):
+        return frozenset(found)
     for at, word in enumerate(words):
         if word in _NUMBER_WORDS:
             found.add(_NUMBER_WORDS[word])
@@ -268,9 +276,11 @@ def _same_issue_same_work(a: Features, b: Features, similarity: float) -> bool:
 
 def _kind_guard(a: Features, b: Features) -> str:
     differing = a.kinds ^ b.kinds
-    if differing == {"conference"} and _same_printed_item(a, b):
-        # One export names the meeting in the journal field, the other does not.
-        differing = set()
+    if "conference" in differing and (_same_printed_item(a, b)
+                                      or not (a.journal and b.journal)):
+        # One export names the meeting in the journal field and the other does not, or
+        # one has no journal field to tell.
+        differing = differing - {"conference"}
     if not differing:
         return ""
     kind = sorted(differing)[0]
@@ -308,9 +318,14 @@ def _same_printed_item(a: Features, b: Features) -> bool:
 
 
 def _same_issue_and_authors(a: Features, b: Features) -> bool:
+    """Enough to merge a short or generic title: same journal, year and first author,
+    the same volume or first page, and no disagreeing volume, issue or page."""
     return bool(a.journal and journals_match(a.journal, b.journal) and a.year == b.year
-                and a.volume and a.volume == b.volume and a.page and a.page == b.page
-                and a.surnames and b.surnames and a.surnames[0] == b.surnames[0])
+                and a.surnames and b.surnames and a.surnames[0] == b.surnames[0]
+                and ((a.volume and a.volume == b.volume) or (a.page and a.page == b.page))
+                and not (a.volume and b.volume and a.volume != b.volume)
+                and not (a.issue and b.issue and a.issue != b.issue)
+                and not pages_conflict(a, b))
 
 
 def compare(a: Features, b: Features) -> Verdict:
@@ -360,9 +375,12 @@ def _matching_rule(a: Features, b: Features, similarity: float) -> str:
         return "title+authors+journal"
     if similarity >= 0.9 and authors_ok and journal_ok and same_year and (same_page or same_volume):
         return "fuzzy_title+authors+journal"
+    journal_unknown = not (a.journal and b.journal)
     if similarity >= 0.97 and overlap is not None and overlap >= 0.8 and same_year and (
-            same_page or same_volume):
+            same_page or same_volume or journal_unknown):
         return "title+authors+year"
+    if similarity >= 0.97 and overlap is None and same_year and same_volume and journal_ok:
+        return "title+journal+volume"
     if _title_is_start_of_other(a, b) and authors_ok and same_page and same_volume \
             and journal_ok:
         return "title_start+journal+volume+pages"

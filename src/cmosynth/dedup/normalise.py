@@ -103,7 +103,7 @@ _INITIALS_ONLY = re.compile(r"^[A-Z]{1,4}$")
 
 def _split_name(name: str) -> tuple[str, str]:
     """(surname, given names) from "Last, First", "Last FM", "Last F. M." or "First Last"."""
-    name = re.sub(r"\s+", " ", name).strip(" ,;")
+    name = " ".join(name.split()).strip(" ,;")
     if "," in name:
         surname, _, given = name.partition(",")
         return surname, given
@@ -233,11 +233,15 @@ def normalise_pages(pages: str | None) -> str:
     return start if end == start else f"{start}-{end}"
 
 
+_PAGE_COUNT = re.compile(r"\d+\s*pp?|pp?\s*\d+")
+
+
+@lru_cache(maxsize=65536)
 def first_page(pages: str | None) -> str:
     """The first page of a range without leading zeros ("0073-76" -> "73"); empty when
     the field holds no page ("Suppl-29", "215 p", a page count)."""
     text = normalise_pages(pages)
-    if re.fullmatch(r"\d+\s*pp?|pp?\s*\d+", normalise_text(pages)):
+    if _PAGE_COUNT.fullmatch(normalise_text(pages)):
         return ""
     match = _PAGE_PART.match(text.split("-")[0])
     if not match:
@@ -246,12 +250,18 @@ def first_page(pages: str | None) -> str:
     return f"{prefix}{int(digits)}{suffix}"
 
 
+_VOLUME_WORD = re.compile(r"^(?:vol|volume|no|issue)\s+")
+_LEADING_NUMBER = re.compile(r"^0*(\d+)")
+_YEAR = re.compile(r"(1[5-9]\d\d|20\d\d)")
+
+
+@lru_cache(maxsize=65536)
 def normalise_volume(volume) -> str:
     """A volume or issue as its leading number ("Vol. 12" = "12"); empty when it holds
     no number ("(Jul)", "Ph.D.") so that such text never counts as a disagreement."""
     text = normalise_text(str(volume)) if volume is not None else ""
-    text = re.sub(r"^(?:vol|volume|no|issue)\s+", "", text)
-    match = re.match(r"^0*(\d+)", text)
+    text = _VOLUME_WORD.sub("", text)
+    match = _LEADING_NUMBER.match(text)
     return match.group(1) if match else ""
 
 
@@ -259,5 +269,7 @@ def normalise_year(year) -> int | None:
     """A four-digit year from an int or text ("2010", "2010 Mar", "2010a"), else None."""
     if year is None:
         return None
-    match = re.search(r"(1[5-9]\d\d|20\d\d)", str(year))
+    if isinstance(year, int):
+        return year if 1500 <= year <= 2099 else None
+    match = _YEAR.search(str(year))
     return int(match.group(1)) if match else None
