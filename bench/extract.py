@@ -108,6 +108,8 @@ def main() -> None:
     print_table(results)
     default = R.DEFAULT_APPROACH
     best_dev = max(results, key=lambda a: macro_f1(results[a]["dev"]) if "dev" in results[a] and split["dev"] else -1)
+    print("model rows: dev = 5-fold cross-validation grouped by abstract; test = trained on "
+          "all of dev (the test split is never used for tuning)")
     print(f"\nshipped default: {default}   best on dev: {best_dev}")
     print(f"evaluation time: {elapsed:.1f} s")
     print_segmentation_agreement(abstracts)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import FIXTURES, REPO, shared_path
+from conftest import REPO, shared_path
 from cmosynth.cli import main
 from cmosynth.errors import ConfigError
 from cmosynth.extract import CMO_COLUMNS, extract_file, extract_records
