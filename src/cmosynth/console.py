@@ -79,17 +79,20 @@ class Progress:
             text += f", ETA {max(self.total - self.done, 0) / rate:,.0f} s"
         return text + ")"
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """Stop the bar; log the final count only when the step completed, so a failing
+        step ends with its one-line error rather than a misleading "done"."""
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        log.info("%s done", self._line(time.monotonic()))
+        if completed:
+            log.info("%s done", self._line(time.monotonic()))
 
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close(completed=exc_type is None)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None,

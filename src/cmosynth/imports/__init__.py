@@ -11,7 +11,6 @@ registry (`registry.py`); a new format is one module of this package that regist
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
@@ -58,16 +57,8 @@ def convert_files(inputs: Sequence[str | Path], output: str | Path) -> int:
     output = Path(output)
     writer = _writer_for(output, None)
     records = chain.from_iterable(read_records_file(path) for path in inputs)
-    progress = Progress(f"converting to {output.name}")
-    try:
+    with Progress(f"converting to {output.name}") as progress:
         count = writer.write(output, _advancing(records, progress))
-    except BaseException:
-        # Progress.close() logs "done"; after a failure only the error line should be
-        # printed, but a terminal's progress bar must still be stopped.
-        if sys.stderr.isatty():
-            progress.close()
-        raise
-    progress.close()
     log.info("wrote %d records from %d file(s) to %s", count, len(inputs), output)
     return count
 
