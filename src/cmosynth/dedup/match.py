@@ -296,7 +296,10 @@ def _guards(a: Features, b: Features, ids_match: bool, similarity: float) -> lis
     kind = _kind_guard(a, b)
     if kind:
         reasons.append(kind)
-    if a.numbers != b.numbers and a.title and b.title:
+    # A DOI or PMID shared by a title and its own longer form (a subtitle, or subject
+    # codes an export appended) identifies one work whatever numbers the tail carries.
+    if a.numbers != b.numbers and a.title and b.title and not (
+            ids_match and _title_is_start_of_other(a, b)):
         reasons.append("titles carry different numbers (part, phase, type or count)")
     if ids_match:
         return reasons

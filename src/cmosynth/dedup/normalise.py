@@ -207,6 +207,8 @@ def _abbreviation_of(short: list[str], long: list[str]) -> bool:
     return len(long) - len(short) <= 1 and len(short) >= 2
 
 
+#: Hyphen, non-breaking hyphen, figure dash, en and em dash, minus: all read as "-".
+_DASHES = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d]")
 _PAGE_PART = re.compile(r"^([a-z]*)(\d+)([a-z]*)$")
 
 
@@ -215,7 +217,7 @@ def normalise_pages(pages: str | None) -> str:
     """Page range written out: "73-6" = "73-76", "S12-4" = "s12-s14", "e123" kept."""
     if not pages:
         return ""
-    text = normalise_text(str(pages).replace("–", "-").replace("—", "-"))
+    text = normalise_text(_DASHES.sub("-", str(pages)))
     parts = text.split()
     if not parts:
         return ""
