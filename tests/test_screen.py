@@ -298,3 +298,22 @@ def test_with_reviewer_decisions_the_rest_waits_for_the_reviewer_in_priority_ord
     stopping = summary["stopping_rule"]
     assert stopping["screened"] == 3 and stopping["target_reached"] is False
     assert json.loads((folder / "summary.json").read_text())["included"] == 2
+
+
+def test_once_the_stopping_rule_shows_target_recall_the_rest_is_excluded_by_the_model(
+        tmp_path, corpus):
+    records = corpus["on"][:10] + corpus["off"][:35]
+    # The reviewer screened in priority order: every relevant record first, then a long
+    # run of irrelevant ones; one record is left unscreened.
+    rows = [(r["record_id"], "include", "", "ann") for r in corpus["on"][:10]]
+    rows += [(r["record_id"], "exclude", "autism biology", "ann") for r in corpus["off"][:34]]
+    decisions = write_decisions(tmp_path / "ann.csv", rows)
+    topic = make_topic(tmp_path, records, {"decisions": str(decisions)})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    assert summary["stopping_rule"]["target_reached"] is True
+    assert summary["stopping_rule"]["relevant_found"] == 10
+    left = corpus["off"][34]["record_id"]
+    row = {r["record_id"]: r for r in read_csv(screen_dir(tmp_path) / "screening.csv")}[left]
+    assert (row["decision"], row["decided_by"]) == ("exclude", "model")
+    assert "stopping rule" in row["exclusion_reason"]
+    assert summary["excluded_by_model"] == 1 and summary["undecided"] == 0

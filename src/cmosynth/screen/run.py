@@ -22,13 +22,14 @@ from cmosynth.console import track
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write, write_json
 from cmosynth.records import read_records, write_records
-from cmosynth.screen.decisions import (Agreement, agreement, latest_by_reviewer,
-                                       read_decisions, reviewer_verdicts, screening_sequence)
+from cmosynth.screen.decisions import (Agreement, ReviewerDecision, agreement,
+                                       latest_by_reviewer, read_decisions, reviewer_verdicts,
+                                       screening_sequence)
 from cmosynth.screen.model import (RankingModel, get_model, inclusion_scores, record_text,
                                    similarity_scores, text_features)
 from cmosynth.screen.profile import topic_profile
 from cmosynth.screen.rules import criteria_rules, rule_exclusion
-from cmosynth.screen.stopping import stopping_estimate
+from cmosynth.screen.stopping import StoppingEstimate, stopping_estimate
 
 log = logging.getLogger("cmosynth.screen")
 
@@ -61,6 +62,8 @@ class Screening:
 
 @dataclass
 class ScoringResult:
+    """Scores of all records, and how they were made (active learning or cold start)."""
+
     scores: np.ndarray
     mode: str
     details: dict = field(default_factory=dict)
@@ -154,23 +157,20 @@ def machine_made_sentence(threshold: float, included: int, total: int) -> str:
 
 
 def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
-    """Screen `<outputs>/<topic>/dedup/records.jsonl`; write screen/ and return the summary."""
-    settings = topic.get("screen", {})
+    """Screen `<outputs>/<topic>/dedup/records.jsonl`; write screen/ and return the summary.
+
+    `topic` comes from cmosynth.config.load_topic, which fills in every default."""
+    settings = topic["screen"]
     folder = Path(outputs) / topic["name"]
     records, aliases = load_screening_records(folder / "dedup" / "records.jsonl")
-    model = get_model(settings.get("model", {}).get("name"))
-    seed = int(settings.get("model", {}).get("seed", 0))
-    threshold = float(settings.get("model", {}).get("include_threshold", 0.5))
-    stopping = settings.get("stopping", {})
+    decisions = read_decisions(decision_paths(topic), aliases)  # bad files fail first
+    model = get_model(settings["model"]["name"])
+    seed, threshold = settings["model"]["seed"], settings["model"]["include_threshold"]
     log.info("screening %d records of topic %s", len(records), topic["name"])
 
-    decisions = read_decisions(decision_paths(topic), aliases)
-    rules = criteria_rules(settings.get("criteria", {}))
-    items = [Screening(r, rule_reason=rule_exclusion(r, rules) or "")
-             for r in track(records, "applying criteria rules", total=len(records))]
-
+    items = apply_rules(records, settings["criteria"])
     table = latest_by_reviewer(decisions)
-    agreed: Agreement | None = agreement(table)
+    agreed = agreement(table)
     verdicts = reviewer_verdicts(table, agreed.conflicts if agreed else {})
     for item in items:
         if item.record_id in verdicts:
@@ -183,33 +183,51 @@ def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
     assign_ranks(items, sequence)
 
     machine_made = not verdicts
-    eligible = [i for i in items if not i.rule_reason or i.reviewer_decision]
-    estimate = None
-    if not machine_made:
-        labels = [1 if verdicts[rid][0] == "include" else 0 for rid in sequence]
-        estimate = stopping_estimate(labels, total=len(eligible),
-                                     target_recall=float(stopping.get("target_recall", 0.95)),
-                                     confidence=float(stopping.get("confidence", 0.95)))
+    estimate = None if machine_made else run_stopping_rule(items, sequence, verdicts,
+                                                             settings["stopping"])
     for item in items:
         decide(item, machine_made, threshold, bool(estimate and estimate.target_reached))
 
-    items.sort(key=lambda i: i.rank)
-    screen_dir = folder / "screen"
-    write_screening_table(screen_dir / "screening.csv", items)
-    write_to_screen(screen_dir / "to_screen.csv", [i for i in items if not i.decision])
-    write_records(screen_dir / "included.jsonl",
-                  (i.record for i in items if i.decision == "include"))
-    write_conflicts(screen_dir / "conflicts.csv", agreed, {i.record_id: i for i in items})
     summary = screening_summary(items, model, scoring, threshold, machine_made, estimate,
                                 agreed, decisions, seed)
-    write_json(screen_dir / "summary.json", summary)
+    write_outputs(folder / "screen", sorted(items, key=lambda i: i.rank), agreed, summary)
     log.info("screened %d records: %d included, %d excluded, %d undecided",
              len(items), summary["included"], summary["excluded"], summary["undecided"])
     return summary
 
 
+def apply_rules(records: list[dict], criteria: dict) -> list[Screening]:
+    """Every record with the reason of the first criteria rule that excludes it, if any."""
+    rules = criteria_rules(criteria)
+    return [Screening(r, rule_reason=rule_exclusion(r, rules) or "")
+            for r in track(records, "applying criteria rules", total=len(records))]
+
+
+def run_stopping_rule(items: list[Screening], sequence: list[str],
+                      verdicts: dict[str, tuple[str, str]], settings: dict) -> StoppingEstimate:
+    """The stopping test on the reviewers' decisions in the order they were made, out of
+    the records open to screening (not excluded by rules, or decided by a reviewer)."""
+    labels = [1 if verdicts[rid][0] == "include" else 0 for rid in sequence]
+    open_to_screening = sum(1 for i in items if not i.rule_reason or i.reviewer_decision)
+    return stopping_estimate(labels, total=open_to_screening,
+                             target_recall=settings["target_recall"],
+                             confidence=settings["confidence"])
+
+
+def write_outputs(screen_dir: Path, items: list[Screening], agreed: Agreement | None,
+                  summary: dict) -> None:
+    """screening.csv, to_screen.csv, included.jsonl, conflicts.csv and summary.json."""
+    write_screening_table(screen_dir / "screening.csv", items)
+    write_to_screen(screen_dir / "to_screen.csv", [i for i in items if not i.decision])
+    write_records(screen_dir / "included.jsonl",
+                  (i.record for i in items if i.decision == "include"))
+    write_conflicts(screen_dir / "conflicts.csv", agreed, {i.record_id: i for i in items})
+    write_json(screen_dir / "summary.json", summary)
+
+
 def screening_summary(items: list[Screening], model: RankingModel, scoring: ScoringResult,
-                      threshold: float, machine_made: bool, estimate, agreed, decisions,
+                      threshold: float, machine_made: bool, estimate: StoppingEstimate | None,
+                      agreed: Agreement | None, decisions: list[ReviewerDecision],
                       seed: int) -> dict:
     """The PRISMA 2020 counts and how they were reached."""
     by = Counter((i.decided_by, i.decision) for i in items)
