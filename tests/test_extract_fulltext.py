@@ -4,6 +4,7 @@ and CMOCs extracted from results, discussion and conclusions with a `fulltext:` 
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -61,12 +62,18 @@ def test_full_texts_are_fetched_once_and_reruns_send_nothing(tmp_path, eutils):
     records, _ = _records(tmp_path)
     folder = tmp_path / "fulltext"
     assert main(["fulltext", str(records), "-o", str(folder)]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["PMC8435807.xml", "PMC9000001.xml"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "PMC8435807.xml", "PMC9000001.xml", "manifest.json"]
+    manifest = (folder / "manifest.json").read_bytes()
+    listed = {a["pmcid"]: a for a in json.loads(manifest)["articles"]}
+    assert listed["PMC9000001"]["sections"] == ["conclusions", "discussion", "results"]
+    assert listed["PMC8435807"]["sections"] == ["body"]
     assert {r.params["db"] for r in eutils.requests_to("efetch")} == {"pmc"}
     sent = len(eutils.requests)
     counts = fetch_full_texts(records, folder)
     assert counts == {"with_pmcid": 2, "fetched": 0, "present": 2}
     assert len(eutils.requests) == sent
+    assert (folder / "manifest.json").read_bytes() == manifest      # rerun: same bytes
     assert [p.kind for p in read_full_text(folder / "PMC8435807.xml")] == ["body"]
 
 

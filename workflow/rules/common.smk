@@ -37,17 +37,24 @@ def topic_codebook(wildcards):
     return _topic(wildcards)["codebook"]
 
 
-def topic_full_text_dir(wildcards):
-    """The full-text folder when the topic's extract.full_text is on, else no input."""
+def topic_full_text_manifest(wildcards):
+    """The full-text manifest when the topic's extract.full_text is on, else no input."""
     if _topic(wildcards)["extract"]["full_text"]:
-        return f"{OUT}/{wildcards.topic}/extract/fulltext"
+        return f"{OUT}/{wildcards.topic}/extract/fulltext/manifest.json"
     return []
+
+
+def full_text_folder(wildcards, output):
+    """The folder of stored full texts: where the manifest is."""
+    return str(Path(output.manifest).parent)
 
 
 def extract_options(wildcards, input):
     """Command-line switches of `cmosynth extract` from the topic's extract section."""
     settings = _topic(wildcards)["extract"]
-    options = [f"--full-text {input.fulltext}"] if input.get("fulltext") else []
+    options = []
+    if input.get("fulltext"):
+        options.append(f"--full-text {Path(input.fulltext).parent}")
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
     return " ".join(options)
 

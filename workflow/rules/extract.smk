@@ -4,17 +4,21 @@ rule fetch_full_text:
     input:
         records=f"{OUT}/{{topic}}/screen/included.jsonl",
     output:
-        fulltext=directory(f"{OUT}/{{topic}}/extract/fulltext"),
+        # The manifest, not the folder, is the output: Snakemake would delete a folder
+        # output before rerunning, and stored full texts must survive reruns.
+        manifest=f"{OUT}/{{topic}}/extract/fulltext/manifest.json",
     log:
         f"{OUT}/{{topic}}/logs/fetch_full_text.log",
     benchmark:
         f"{OUT}/{{topic}}/benchmarks/fetch_full_text.tsv"
+    params:
+        folder=full_text_folder,
     resources:
         ncbi=1,
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth fulltext {input.records} -o {output.fulltext} 2> {log}"
+        "cmosynth fulltext {input.records} -o {params.folder} 2> {log}"
 
 
 rule extract_cmo:
@@ -23,7 +27,7 @@ rule extract_cmo:
     input:
         records=f"{OUT}/{{topic}}/screen/included.jsonl",
         codebook=topic_codebook,
-        fulltext=topic_full_text_dir,
+        fulltext=topic_full_text_manifest,
     output:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
     log:

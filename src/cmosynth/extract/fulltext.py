@@ -1,7 +1,7 @@
 """Open-access full texts from PubMed Central: fetch (efetch db=pmc) and read JATS.
 
 Each raw response is kept as `<output_dir>/PMC<id>.xml`, and ones already there are
-skipped, so a rerun sends nothing. The JATS reader yields the paragraphs of the results,
+skipped, so a rerun sends nothing; `manifest.json` lists what the folder holds. The JATS reader yields the paragraphs of the results,
 discussion and conclusions sections, where realist reviews find most configurations; a
 body without any sections (short reports, corrections) is read whole as `body`.
 """
@@ -18,11 +18,12 @@ from lxml import etree
 
 from cmosynth.console import track
 from cmosynth.errors import InputError
-from cmosynth.files import write_bytes_atomic
+from cmosynth.files import write_bytes_atomic, write_json
 from cmosynth.records import read_records
 
 log = logging.getLogger("cmosynth.extract.fulltext")
 
+MANIFEST = "manifest.json"
 #: Section kinds read for extraction, found from sec-type or the section title.
 SECTION_KINDS = ("results", "discussion", "conclusions")
 _KIND_WORDS = {
@@ -79,7 +80,22 @@ def fetch_full_texts(records_path: str | Path, output_dir: str | Path, client=No
                 client.close()
     log.info("full texts: %(with_pmcid)d records with a PMC id, %(fetched)d fetched, "
              "%(present)d already present", counts)
+    write_manifest(output_dir, wanted)
     return counts
+
+
+def write_manifest(output_dir: Path, numbers: list[str]) -> None:
+    """`manifest.json`: each wanted article and how many paragraphs were read from it.
+    Deterministic, so a rerun rewrites it byte for byte; the workflow tracks this file
+    rather than the folder, so that stored full texts survive reruns."""
+    articles = []
+    for number in numbers:
+        path = output_dir / f"PMC{number}.xml"
+        paragraphs = read_full_text(path)
+        articles.append({"pmcid": f"PMC{number}", "file": path.name,
+                         "paragraphs": len(paragraphs),
+                         "sections": sorted({p.kind for p in paragraphs})})
+    write_json(output_dir / MANIFEST, {"articles": articles})
 
 
 def _text(element) -> str:
