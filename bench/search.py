@@ -19,11 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "tests"))
 
-from eutils_server import EutilsServer, clone_articles, load_real_articles  # noqa: E402
-
-from cmosynth.config import load_topic  # noqa: E402
-from cmosynth.pubmed.client import EutilsClient  # noqa: E402
-from cmosynth.pubmed.run import search_topic  # noqa: E402
+from cmosynth.config import load_topic
+from cmosynth.pubmed.client import EutilsClient
+from cmosynth.pubmed.run import search_topic
+from eutils_server import EutilsServer, clone_articles, load_real_articles
 
 RECORDS = 12_000
 RATE = 3  # NCBI's limit without an API key
@@ -53,7 +52,7 @@ def harvest(workdir: Path) -> None:
         run_dir = search_topic(topic, workdir / "outputs", until, client=client)
         wall = time.perf_counter() - start
         sent = len(server.requests)
-        records = sum(1 for _ in open(run_dir / "records.jsonl", encoding="utf-8"))
+        records = len((run_dir / "records.jsonl").read_bytes().splitlines())
         start = time.perf_counter()
         search_topic(topic, workdir / "outputs", until, client=client)
         replay = time.perf_counter() - start

@@ -17,6 +17,9 @@ Every request is recorded (endpoint, parameters without api_key, time, status).
 
     with EutilsServer(load_real_articles(data)) as server:
         os.environ["NCBI_EUTILS_URL"] = server.url
+
+Test modules load its fixtures with `pytest_plugins = ["eutils_server"]` after importing
+it, hence PYTEST_DONT_REWRITE (it holds no test assertions).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
@@ -232,7 +236,7 @@ class EutilsServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/entrez/eutils/"
 
-    def start(self) -> "EutilsServer":
+    def start(self) -> EutilsServer:
         self._by_pmid = {a.pmid: a for a in self.articles}
         handler = type("Handler", (_Handler,), {"eutils": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -248,7 +252,7 @@ class EutilsServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "EutilsServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

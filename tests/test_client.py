@@ -8,15 +8,21 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from conftest import shared_path
-from eutils_server import EutilsServer, clone_articles, eutils_server  # noqa: F401 (fixture)
 
-from cmosynth.pubmed.client import (EsearchResult, EutilsClient, EutilsHTTPError,
-                                    EutilsHistoryError, EutilsResponseError)
+from cmosynth.pubmed.client import (
+    EsearchResult,
+    EutilsClient,
+    EutilsHistoryError,
+    EutilsHTTPError,
+    EutilsResponseError,
+)
 from cmosynth.pubmed.parser import parse_pubmed_xml
+from conftest import shared_path
+from eutils_server import EutilsServer, clone_articles
+
+pytest_plugins = ["eutils_server"]  # the eutils_server and clone_server fixtures
 
 SECRET_KEY = "0123456789abcdef0123456789abcdef0123"
 

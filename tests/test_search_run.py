@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -14,14 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import shared_path
-from eutils_server import (EutilsServer, clone_articles, clone_server,  # noqa: F401 (fixture)
-                           eutils_server, load_real_articles, point_client_at)
 
 from cmosynth.config import load_topic
 from cmosynth.pubmed.client import EutilsClient, EutilsHTTPError
 from cmosynth.pubmed.run import SearchError, search_topic
 from cmosynth.records import read_records
+from conftest import shared_path
+from eutils_server import EutilsServer, clone_articles, load_real_articles, point_client_at
+
+pytest_plugins = ["eutils_server"]  # the eutils_server and clone_server fixtures
 
 UNTIL = dt.date(2024, 2, 19)
 SECRET_KEY = "fedcba9876543210fedcba9876543210abcd"
@@ -185,7 +187,7 @@ def test_small_slices_add_up_to_the_whole_window(clone_server, tmp_path):
     days = [(s["mindate"], s["maxdate"]) for s in log["slices"]]
     assert days[0][0] == "2024-01-01" and days[-1][1] == "2024-02-19"
     assert all(dt.date.fromisoformat(b[0]) - dt.date.fromisoformat(a[1]) == dt.timedelta(1)
-               for a, b in zip(days, days[1:]))  # no gap, no overlap
+               for a, b in itertools.pairwise(days))  # no gap, no overlap
 
 
 def test_more_than_9999_records_are_split_and_each_retrieved_once(monkeypatch, tmp_path):
@@ -225,7 +227,7 @@ def test_api_key_is_sent_but_never_written_to_the_run(clone_server, tmp_path, mo
 
 # --- the command line ----------------------------------------------------------------
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cmosynth", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "cmosynth", *args], env=env, check=False,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Self
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -23,8 +24,12 @@ from lxml import etree
 
 from cmosynth import __version__
 from cmosynth.errors import CmosynthError
-from cmosynth.pubmed.ratelimit import (RATE_WITH_KEY, RATE_WITHOUT_KEY, SharedRateLimiter,
-                                       default_rate_dir)
+from cmosynth.pubmed.ratelimit import (
+    RATE_WITH_KEY,
+    RATE_WITHOUT_KEY,
+    SharedRateLimiter,
+    default_rate_dir,
+)
 
 log = logging.getLogger("cmosynth.pubmed.client")
 
@@ -78,7 +83,7 @@ class EutilsHistoryError(EutilsResponseError):
 class EutilsResultChanged(EutilsError):
     """A search run again (after its WebEnv expired) found a different number of records."""
 
-    def __init__(self, before: "EsearchResult", after: "EsearchResult"):
+    def __init__(self, before: EsearchResult, after: EsearchResult):
         self.before = before
         self.after = after
         super().__init__(f"the search result changed while it was being fetched "
@@ -102,7 +107,7 @@ class EsearchResult:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_xml(cls, raw: bytes, params: dict | None = None) -> "EsearchResult":
+    def from_xml(cls, raw: bytes, params: dict | None = None) -> EsearchResult:
         root = etree.fromstring(raw, parser=etree.XMLParser(resolve_entities=False,
                                                             no_network=True))
 
@@ -243,7 +248,7 @@ class EutilsClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> "EutilsClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -353,7 +358,7 @@ class EutilsClient:
         if expect_xml and not _xml_complete(body):
             raise _Retryable(EutilsResponseError(url, "response ends before its XML is closed"))
 
-    def _wait_before_retry(self, attempt: int, retry: "_Retryable") -> None:
+    def _wait_before_retry(self, attempt: int, retry: _Retryable) -> None:
         if retry.after is not None:
             delay = min(retry.after, MAX_BACKOFF)
             # Every process sharing the limit holds back, not only this one.
@@ -449,4 +454,4 @@ def _xml_complete(body: bytes) -> bool:
     if match is None:
         return False
     tail = body[-512:].rstrip()
-    return tail.endswith(b"</" + match.group(1) + b">") or tail.endswith(b"/>")
+    return tail.endswith((b"</" + match.group(1) + b">", b"/>"))

@@ -26,10 +26,10 @@ log = logging.getLogger("cmosynth.pubmed.ratelimit")
 RATE_WITHOUT_KEY = 3.0
 RATE_WITH_KEY = 10.0
 
-#: The window is stretched a little beyond one second so that network jitter between
-#: this machine's clock and the server's arrival times never puts N+1 requests into
-#: any one-second window the server counts.
-WINDOW_SLACK = 0.05
+#: Requests count until answered, so a request delayed on its way still lands in its own
+#: window at the server; the window is stretched a little further only to absorb timer
+#: and scheduling granularity.
+WINDOW_SLACK = 0.02
 
 
 def default_rate_dir(host: str) -> Path:

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,8 +29,13 @@ from cmosynth.config import parse_date
 from cmosynth.console import Progress
 from cmosynth.errors import CmosynthError, ConfigError
 from cmosynth.files import atomic_write, write_json
-from cmosynth.pubmed.client import (EsearchResult, EutilsClient, EutilsResultChanged,
-                                    batch_starts, esearch_params)
+from cmosynth.pubmed.client import (
+    EsearchResult,
+    EutilsClient,
+    EutilsResultChanged,
+    batch_starts,
+    esearch_params,
+)
 from cmosynth.pubmed.parser import parse_pubmed_xml
 from cmosynth.records import write_records
 
@@ -42,9 +47,9 @@ DATE_FIELDS = {"edat": "Entrez date [edat]", "pdat": "Publication date [dp]",
                "mdat": "Modification date [lr]"}
 #: How often a slice is started over when PubMed's result changes under it.
 MAX_RESTARTS = 3
-#: gzip level for raw responses: level 6 compresses XML nearly as well as 9 at about a
-#: third of the time, which keeps a harvest bound by NCBI's rate, not by this machine.
-GZIP_LEVEL = 6
+#: gzip level for raw responses: level 3 compresses PubMed XML nearly as well as 9 in a
+#: fraction of the time, which keeps a harvest bound by NCBI's rate, not by this machine.
+GZIP_LEVEL = 3
 
 T = TypeVar("T")
 
@@ -73,7 +78,7 @@ class Window:
         """The window as E-utilities `mindate`/`maxdate` (YYYY/MM/DD)."""
         return self.first.strftime("%Y/%m/%d"), self.last.strftime("%Y/%m/%d")
 
-    def halves(self) -> tuple["Window", "Window"]:
+    def halves(self) -> tuple[Window, Window]:
         middle = self.first + dt.timedelta(days=self.days // 2 - 1)
         return Window(self.first, middle), Window(middle + dt.timedelta(days=1), self.last)
 
@@ -88,6 +93,8 @@ class Slice:
     window: Window
     search: EsearchResult
     retrieved: int = 0
+    done: set[int] = field(default_factory=set)  # retstarts of stored batches
+    record_ids: set[str] = field(default_factory=set)
 
 
 def query_hash(settings: dict) -> str:
@@ -163,8 +170,13 @@ def merge_runs(search_dir: Path, qhash: str) -> int:
     Lines are copied as the runs wrote them (no re-serialisation), so the union is
     byte-identical whenever the runs are.
     """
+    runs = completed_runs(search_dir, qhash)
+    if len(runs) == 1:  # the union of one run is that run: copy it as it is
+        with atomic_write(search_dir / RECORDS, "wb") as out:
+            out.write((search_dir / runs[0]["run"] / RECORDS).read_bytes())
+        return runs[0]["records_retrieved"]
     merged: dict[str, tuple[tuple, str]] = {}
-    for entry in completed_runs(search_dir, qhash):
+    for entry in runs:
         with open(search_dir / entry["run"] / RECORDS, encoding="utf-8") as handle:
             for line in handle:
                 if line.strip():
@@ -212,8 +224,11 @@ class SearchRun:
             log.warning("the slices add up to %d records but the whole window has %d",
                         total, whole.count)
         with Progress(f"PubMed {self.window.label}", total=total) as progress:
-            for piece in slices:
-                self.fetch_slice(piece, progress)
+            self.fetch_all(slices, progress)
+        for piece in slices:
+            if piece.retrieved < piece.search.count:
+                log.warning("%s: PubMed counted %d records but served %d",
+                            piece.window.label, piece.search.count, piece.retrieved)
         write_records(self.run_dir / RECORDS,
                       sorted(self.records.values(), key=_pmid_order))
         write_json(self.run_dir / SEARCH_LOG, self.search_log(whole, slices))
@@ -222,11 +237,11 @@ class SearchRun:
         return self.run_dir
 
     # --- searching -------------------------------------------------------------------
-    def esearch(self, window: Window, fresh: bool = False) -> EsearchResult:
+    def esearch(self, window: Window) -> EsearchResult:
         """The window's esearch, from its raw response if one was kept (no request)."""
         mindate, maxdate = window.ncbi()
         path = self.raw_dir / f"esearch_{window.label}.xml.gz"
-        if path.exists() and not fresh:
+        if path.exists():
             params = esearch_params(self.query, mindate=mindate, maxdate=maxdate,
                                     datetype=self.date_type)
             return EsearchResult.from_xml(gzip.decompress(path.read_bytes()), params)
@@ -262,59 +277,67 @@ class SearchRun:
     def batch_path(self, window: Window, retstart: int) -> Path:
         return self.raw_dir / f"efetch_{window.label}_{retstart}.xml.gz"
 
+    def fetch_all(self, slices: list[Slice], progress: Progress) -> None:
+        """Read every stored batch, then fetch the missing ones, slice after slice."""
+        for piece in slices:
+            self.read_stored(piece, progress)
+        for piece in slices:
+            self.fetch_slice(piece, progress)
+
+    def read_stored(self, piece: Slice, progress: Progress) -> None:
+        """Count the batches whose raw response was kept by an earlier, interrupted run."""
+        for start in batch_starts(piece.search.count, self.settings["batch_size"]):
+            path = self.batch_path(piece.window, start)
+            if path.exists():
+                self.stored(piece, start, list(parse_pubmed_xml(path)), progress)
+
     def fetch_slice(self, piece: Slice, progress: Progress) -> None:
-        """Read the slice's stored batches, then fetch the missing ones."""
-        size = self.settings["batch_size"]
-        done = {start for start in batch_starts(piece.search.count, size)
-                if self.batch_path(piece.window, start).exists()}
-        for start in sorted(done):
-            progress.advance(self.add(piece, self.batch_path(piece.window, start)))
+        """Fetch the slice's missing batches, starting over if PubMed's result changed."""
         for _ in range(MAX_RESTARTS):
             try:
-                self.fetch_missing(piece, done, progress)
-                break
+                self.fetch_missing(piece, progress)
+                return
             except EutilsResultChanged as changed:
                 log.warning("%s: %s; refetching this slice", piece.window.label, changed)
-                self.restart_slice(piece, changed.after, done)
-        else:
-            raise SearchError(f"{piece.window.label}: PubMed's result kept changing while it "
-                              "was fetched; run the search again later")
-        if piece.retrieved < piece.search.count:
-            log.warning("%s: PubMed counted %d records but served %d", piece.window.label,
-                        piece.search.count, piece.retrieved)
+                self.restart_slice(piece, changed.after)
+        raise SearchError(f"{piece.window.label}: PubMed's result kept changing while it "
+                          "was fetched; run the search again later")
 
-    def fetch_missing(self, piece: Slice, done: set[int], progress: Progress) -> None:
-        size = self.settings["batch_size"]
-        batches = self.client.iter_efetch(piece.search, batch_size=size, skip=done)
+    def fetch_missing(self, piece: Slice, progress: Progress) -> None:
+        """Fetch the batches not yet done; each is parsed, then stored, then counted.
+
+        The next batch is fetched while this one is parsed (`prefetched`).
+        """
+        batches = self.client.iter_efetch(piece.search, batch_size=self.settings["batch_size"],
+                                          skip=set(piece.done))
         for batch in prefetched(batches):
-            if batch.search is not piece.search:  # searched again after the WebEnv expired
+            if batch.search is not piece.search:  # searched again: the WebEnv expired
                 piece.search = batch.search
                 self.keep_search(piece.window, batch.search)
-            records = list(parse_pubmed_xml(batch.body))  # a bad body fails before it is kept
-            keep_raw(self.batch_path(piece.window, batch.retstart), batch.body)
-            done.add(batch.retstart)
-            progress.advance(self.keep(piece, records))
+            path = self.batch_path(piece.window, batch.retstart)
+            self.stored(piece, batch.retstart, store_batch(path, batch.body), progress)
 
-    def restart_slice(self, piece: Slice, fresh: EsearchResult, done: set[int]) -> None:
+    def stored(self, piece: Slice, retstart: int, records: list[dict],
+               progress: Progress) -> None:
+        """A batch is done: its raw response is kept and its records are parsed."""
+        piece.done.add(retstart)
+        for record in records:
+            self.records[record["record_id"]] = record
+            piece.record_ids.add(record["record_id"])
+        piece.retrieved += len(records)
+        progress.advance(len(records))
+
+    def restart_slice(self, piece: Slice, fresh: EsearchResult) -> None:
         """The stored batches no longer line up with PubMed's result: drop and refetch."""
-        for start in done:
-            path = self.batch_path(piece.window, start)
-            for record in parse_pubmed_xml(path):
-                self.records.pop(record["record_id"], None)
+        for path in self.raw_dir.glob(f"efetch_{piece.window.label}_*.xml.gz"):
             path.unlink()
-        done.clear()
+        for record_id in piece.record_ids:
+            self.records.pop(record_id, None)
+        piece.done.clear()
+        piece.record_ids.clear()
         piece.retrieved = 0
         piece.search = fresh
         self.keep_search(piece.window, fresh)
-
-    def add(self, piece: Slice, path: Path) -> int:
-        return self.keep(piece, list(parse_pubmed_xml(path)))
-
-    def keep(self, piece: Slice, records: list[dict]) -> int:
-        for record in records:
-            self.records[record["record_id"]] = record
-        piece.retrieved += len(records)
-        return len(records)
 
     # --- the PRISMA-S record ---------------------------------------------------------
     def search_log(self, whole: EsearchResult, slices: list[Slice]) -> dict:
@@ -351,11 +374,21 @@ class SearchRun:
         }
 
 
+def store_batch(path: Path, body: bytes) -> list[dict]:
+    """Parse an efetch response, then keep it: a batch is done only when both succeeded."""
+    try:
+        records = list(parse_pubmed_xml(body))
+    except CmosynthError as exc:
+        raise SearchError(f"{path.name}: {exc}") from None
+    keep_raw(path, body)
+    return records
+
+
 def keep_raw(path: Path, body: bytes) -> None:
     """Store a raw response gzipped, atomically, with mtime 0 so equal bodies give equal files."""
-    with atomic_write(path, "wb") as handle:
-        with gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
-            gz.write(body)
+    with (atomic_write(path, "wb") as handle,
+          gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz):
+        gz.write(body)
 
 
 _END = object()
@@ -377,7 +410,7 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 box.put((item, None))
                 if stop.is_set():
                     return
-        except BaseException as exc:  # handed over to the consuming thread
+        except BaseException as exc:  # noqa: BLE001 (handed over to the consuming thread)
             box.put((None, exc))
             return
         box.put((_END, None))
@@ -402,4 +435,4 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
