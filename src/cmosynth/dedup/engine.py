@@ -166,6 +166,9 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
 
 def _apply_overrides(linker: _Linker, overrides, index_of: dict[str, int]) -> None:
     known = [o for o in overrides if o.record_id_a in index_of and o.record_id_b in index_of]
+    if len(known) < len(overrides):
+        log.warning("%d reviewer override(s) name records not in this run; they wait for "
+                    "those records", len(overrides) - len(known))
     for o in known:
         if not o.duplicates:
             a, b = index_of[o.record_id_a], index_of[o.record_id_b]
