@@ -36,6 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
@@ -66,7 +67,8 @@ PMC_HEAD = (
     b'"https://dtd.nlm.nih.gov/ncbi/pmc/articleset/nlm-articleset-2.0.dtd">\n')
 DATE_FIELDS = {"edat": ("EDAT", "Date - Entry"), "pdat": ("PDAT", "Date - Publication"),
                "mdat": ("MDAT", "Date - Modification")}
-FAULT_KINDS = {"429", "500", "502", "503", "reset", "stall", "error", "expired", "truncated"}
+FAULT_KINDS = {"429", "500", "502", "503", "reset", "stall", "error", "expired", "truncated",
+               "none"}
 
 
 # --- the record corpus ---------------------------------------------------------------
@@ -195,6 +197,8 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 5.0
     message: str = "Search Backend failed: temporarily unavailable, please retry"
+    #: Run before the fault takes effect, e.g. to add records between two requests.
+    action: Callable[[], None] | None = None
 
 
 def _parse_date(text: str, end: bool) -> dt.date:
@@ -260,15 +264,16 @@ class EutilsServer:
 
     def fail(self, kind: str, *, endpoint: str | None = None, times: int = 1, skip: int = 0,
              retry_after: float | None = None, seconds: float = 5.0,
-             message: str | None = None) -> None:
+             message: str | None = None, action: Callable[[], None] | None = None) -> None:
         """Schedule a fault for the next matching requests (faults fire in the order added).
 
         `endpoint` is "esearch" or "efetch" (None: any); `skip` lets that many matching
-        requests through first; `seconds` is how long a "stall" holds the response.
+        requests through first; `seconds` is how long a "stall" holds the response;
+        `action` runs first (kind "none": only the action, then a normal answer).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULT_KINDS)}")
-        fault = Fault(kind, endpoint, times, skip, retry_after, seconds)
+        fault = Fault(kind, endpoint, times, skip, retry_after, seconds, action=action)
         if message:
             fault.message = message
         with self._lock:
@@ -464,6 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _inject(self, request: RecordedRequest, fault: Fault, endpoint: str) -> bool:
         """Apply a fault; True if the response has been dealt with."""
+        if fault.action is not None:
+            fault.action()
         if fault.kind == "429":
             headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after else {}
             self._send(request, 429, _rate_body(3), "application/json", headers)
@@ -485,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "expired":
             self.eutils.expire_history()
             return False
-        else:  # truncated: served by the caller
+        else:  # "truncated" is served by the caller; "none" only ran its action
             return False
         return True
 

@@ -176,6 +176,41 @@ def test_expired_history_during_a_run_is_searched_again(clone_server, tmp_path):
         clone_server, dt.date(2024, 1, 1), UNTIL)
 
 
+def test_result_changing_while_a_slice_is_fetched_refetches_that_slice(clone_server,
+                                                                        tmp_path):
+    arrivals = clone_articles(load_real_articles(shared_path("medline").parent), 3,
+                              first_pmid=97_000_001, start=dt.date(2024, 1, 10), per_day=3)
+
+    def records_arrive_and_history_expires():
+        clone_server.add_articles(arrivals)
+        clone_server.expire_history()
+
+    clone_server.fail("none", endpoint="efetch", skip=2, action=records_arrive_and_history_expires)
+    run = search_topic(topic_for(tmp_path), tmp_path / "out", UNTIL)
+    expected = pmids_between(clone_server, dt.date(2024, 1, 1), UNTIL)
+    assert pmids_in(run / "records.jsonl") == expected
+    log = json.loads((run / "search_log.json").read_text("utf-8"))
+    assert log["slices"][0]["count"] == log["records_retrieved"] == len(expected)
+    batches = sorted(int(p.name.rsplit("_", 1)[1].split(".")[0])
+                     for p in (run / "raw").glob("efetch_*"))
+    assert batches == list(range(0, len(expected), 20))
+
+
+def test_slices_not_adding_up_are_logged_with_both_numbers(clone_server, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="cmosynth")
+    arrivals = clone_articles(load_real_articles(shared_path("medline").parent), 4,
+                              first_pmid=96_000_001, start=dt.date(2024, 1, 2), per_day=4)
+    # Records enter PubMed after the whole window was counted, before its halves are.
+    clone_server.fail("none", endpoint="esearch", skip=1,
+                      action=lambda: clone_server.add_articles(arrivals))
+    run = search_topic(topic_for(tmp_path, max_per_slice=100), tmp_path / "out", UNTIL)
+    log = json.loads((run / "search_log.json").read_text("utf-8"))
+    assert log["slices_total"] == log["count"] + 4 == log["records_retrieved"]
+    assert log["slices_add_up"] is False
+    assert (f"the slices add up to {log['slices_total']} records but the whole window has "
+            f"{log['count']}") in caplog.text
+
+
 # --- PubMed's 9,999-record cap -------------------------------------------------------
 def test_small_slices_add_up_to_the_whole_window(clone_server, tmp_path):
     run = search_topic(topic_for(tmp_path, max_per_slice=40), tmp_path / "out", UNTIL)

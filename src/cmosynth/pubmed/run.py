@@ -5,8 +5,8 @@ holding every raw response (`raw/`, gzip, named by request), the records parsed 
 (`records.jsonl`) and `search_log.json`, written last, which marks the run complete.
 The first run covers the topic's `mindate` to `until`; each later run (an update) covers
 the previous run's last day to `until`. Runs are never overwritten: repeating a run reads
-its raw responses and sends nothing, and an interrupted run resumes at the first batch
-whose raw response is missing. `search/records.jsonl` unites every run of the query.
+its raw responses and sends nothing, and an interrupted run resumes with the batches
+whose raw responses are missing. `search/records.jsonl` unites every run of the query.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TypeVar
 from cmosynth import __version__
 from cmosynth.config import parse_date
 from cmosynth.console import Progress
-from cmosynth.errors import CmosynthError, ConfigError
+from cmosynth.errors import CmosynthError, ConfigError, InputError
 from cmosynth.files import atomic_write, write_json
 from cmosynth.pubmed.client import (
     EsearchResult,
@@ -158,7 +158,11 @@ def completed_runs(search_dir: Path, qhash: str) -> list[dict]:
     """Search logs of the finished runs of this query, oldest window end first."""
     logs = []
     for path in sorted(search_dir.glob(f"*/{SEARCH_LOG}")):
-        entry = json.loads(path.read_text("utf-8"))
+        try:
+            entry = json.loads(path.read_text("utf-8"))
+        except ValueError:
+            raise InputError(path, "not a valid search log (JSON); delete this run folder "
+                                   "to search its window again") from None
         if entry.get("query_hash") == qhash:
             logs.append(entry)
     return sorted(logs, key=lambda e: (e["window"]["maxdate"], e["window"]["mindate"]))
@@ -212,6 +216,7 @@ class SearchRun:
         self.records: dict[str, dict] = {}
         self.split_checks: list[dict] = []
         self.started = _now()
+        self.requests_before = client.stats["requests"]
 
     def execute(self) -> Path:
         if self.raw_dir.exists():
@@ -365,7 +370,7 @@ class SearchRun:
             "slices_add_up": sum(s.search.count for s in slices) == whole.count,
             "split_checks": self.split_checks,
             "records_retrieved": len(self.records),
-            "requests_sent": self.client.stats["requests"],
+            "requests_sent": self.client.stats["requests"] - self.requests_before,
             "started": self.started,
             "finished": _now(),
             "tool": "cmosynth",
