@@ -34,9 +34,9 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
