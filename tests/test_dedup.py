@@ -229,6 +229,23 @@ def test_erratum_note_on_an_article_title_does_not_make_it_an_erratum():
     assert same_group(result, "1", "2")
 
 
+def test_publication_types_keep_an_erratum_apart_when_both_records_have_types():
+    article_record = article(source="pubmed", source_id="1", pmid="22577070",
+                             publication_types=["Journal Article"])
+    notice = article(source="pubmed", source_id="2", pmid="23281234", issue="1", pages="120",
+                     volume="93", year=2013, publication_types=["Published Erratum"])
+    result, _ = run(article_record, notice)
+    assert all(r["duplicate_of"] is None for r in result.records)
+
+
+def test_publication_types_missing_from_one_export_do_not_block_a_match():
+    pubmed = article(source="pubmed", source_id="1", pmid="22577070",
+                     publication_types=["Journal Article", "Comment"])
+    embase = article(source="embase", source_id="2")
+    result, _ = run(pubmed, embase)
+    assert same_group(result, "1", "2")
+
+
 @pytest.mark.parametrize("title", ["Editorial", "Introduction", "Reply", "Letter to the editor"])
 def test_generic_titles_in_one_journal_year_are_not_merged(title):
     a = article(source_id="1", title=title, authors=["Smith, J."], pages="1", issue="1")

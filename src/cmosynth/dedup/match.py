@@ -18,28 +18,36 @@ from rapidfuzz import fuzz
 
 from cmosynth.dedup.normalise import (first_page, journals_match, normalise_authors,
                                       normalise_journal, normalise_pages, normalise_text,
-                                      normalise_title,
-                                      normalise_volume, normalise_year, strip_title_notes)
+                                      normalise_title, normalise_volume, normalise_year,
+                                      strip_title_notes)
 
 DUPLICATE, REVIEW, DISTINCT = "duplicate", "review", "distinct"
 
 #: Title similarity (0-1) from which a pair with no other evidence goes to review.
 REVIEW_SIMILARITY = 0.85
 
+#: What may follow a notice's lead word: "Erratum:", "Correction to", "Reply - ".
+def _after_lead(words: str) -> str:
+    """What may follow a notice's lead word: punctuation ("Erratum:", "Reply - "), one of
+    `words` ("Correction to"), or the end of the title."""
+    return rf"\b\s*(?:[:\-\u2013\u2014.]|(?:{words})\b|$)"
+
 _NOTICE_PATTERNS = {
     "erratum": re.compile(
-        r"\b(?:errat(?:um|a)|corrigend(?:um|a))\b|^\W*(?:correction|corrections|published "
-        r"erratum|author correction|publisher correction)\b\s*(?:[:\-\u2013\u2014.]|to\b|for\b|in\b|notice|$)"
-        r"|[\[(](?:correction|erratum)[\])]"),
+        r"\b(?:errat(?:um|a)|corrigend(?:um|a))\b|[\[(](?:correction|erratum)[\])]"
+        r"|^\W*(?:correction|corrections|published erratum|author correction|"
+        r"publisher correction)" + _after_lead("to|for|in|notice")),
     "retraction": re.compile(
         r"^\W*(?:notice of retraction|retraction notice|retraction|expression of concern)"
-        r"\b\s*(?:[:\-\u2013\u2014.]|to\b|of\b|for\b|notice|$)|[\[(]retraction[\])]|\bretraction notice\b"),
+        + _after_lead("to|of|for|notice") + r"|[\[(]retraction[\])]|\bretraction notice\b"),
     "comment": re.compile(
-        r"^\W*(?:comments?|commentary|re|letter|letters|reply|replies|response|responses|"
-        r"in reply|author'?s'? reply|authors'? response|authors'? reply|rebuttal|"
-        r"letter to the editor|editorial comment|invited commentary)\b\s*(?:[:\-\u2013\u2014.]|to\b|on\b|"
-        r"regarding\b|from\b|re\b|$)|\b(?:comment on|reply to|response to the letter|"
-        r"letter to the editor|in response to)\b"),
+        r"^\W*(?:responses?|authors'? response)\s*(?:[:\-\u2013\u2014.]|$)"
+        r"|^\W*(?:comments?|commentary|re|letter|letters|reply|replies|"
+        r"in reply|author'?s'? reply|authors'? reply|rebuttal|"
+        r"letter to the editor|editorial comment|invited commentary)"
+        + _after_lead("to|on|regarding|from|re")
+        + r"|\b(?:comment on|reply to|response to the letter|letter to the editor|"
+        r"in response to)\b"),
     "protocol": re.compile(
         r"\b(?:study protocol|trial protocol|protocol for|protocol of|a protocol|the protocol"
         r"|rationale and design|design and rationale|rationale, design|protocol and "
@@ -99,6 +107,7 @@ class Features:
     page: str
     pages: str
     kinds: frozenset[str]
+    type_kinds: frozenset[str] | None
     numbers: frozenset[str]
     generic: bool
 
@@ -109,18 +118,24 @@ _NOTICE_HINT = re.compile(
     r"protocol|rationale|analysis plan|follow|extension|post[- ]hoc|secondary|subgroup")
 
 
-def _kinds(raw_title: str, publication_types, journal: str) -> frozenset[str]:
+def _kinds(raw_title: str, journal: str) -> frozenset[str]:
+    """Notice kinds the title or journal field shows (erratum, comment, conference...)."""
     kinds = set()
     if _NOTICE_HINT.search(raw_title):
         kinds = {kind for kind, pattern in _NOTICE_PATTERNS.items()
                  if pattern.search(raw_title)}
-    for ptype in publication_types or ():
-        kind = _TYPE_KINDS.get(str(ptype).strip().lower())
-        if kind:
-            kinds.add(kind)
     if _CONFERENCE_JOURNAL.search(journal):
         kinds.add("conference")
     return frozenset(kinds)
+
+
+def _type_kinds(publication_types) -> frozenset[str] | None:
+    """Notice kinds the publication types show; None when the export gives no types, so
+    that only two records that both carry types are compared on them."""
+    if not publication_types:
+        return None
+    return frozenset(kind for ptype in publication_types
+                     if (kind := _TYPE_KINDS.get(str(ptype).strip().lower())))
 
 
 _DIGITS = re.compile(r"\d+")
@@ -162,7 +177,7 @@ def features(index: int, record: dict) -> Features:
         year=normalise_year(record.get("year")), volume=normalise_volume(record.get("volume")),
         issue=normalise_volume(record.get("issue")), page=first_page(record.get("pages")),
         pages=normalise_pages(record.get("pages")),
-        kinds=_kinds(raw, record.get("publication_types"), journal),
+        kinds=_kinds(raw, journal), type_kinds=_type_kinds(record.get("publication_types")),
         numbers=_title_numbers(words), generic=generic,
     )
 
@@ -276,6 +291,8 @@ def _same_issue_same_work(a: Features, b: Features, similarity: float) -> bool:
 
 def _kind_guard(a: Features, b: Features) -> str:
     differing = a.kinds ^ b.kinds
+    if a.type_kinds is not None and b.type_kinds is not None:
+        differing |= a.type_kinds ^ b.type_kinds
     if "conference" in differing and (_same_printed_item(a, b)
                                       or not (a.journal and b.journal)):
         # One export names the meeting in the journal field and the other does not, or

@@ -49,9 +49,10 @@ _LANGUAGE_TAG = re.compile(
 #: "[Review] [45 refs]", "(Provisional abstract)", "[Erratum appears in ...]" (the note
 #: on the article, not the erratum itself), "[see comments]", also when cut off.
 _NOTE_WORDS = (
-    r"review|\d+\s+refs?|provisional abstract|structured abstract|abstract only|corrected|"
-    r"see (?:comments?|editorial)|(?:published erratum|erratum|errata|comment|comments|retraction|retracted|"
-    r"update|updated|corrected and republished|republished|expression of concern|"
+    r"review|\d+\s+refs?|provisional abstract|structured abstract|abstract only|"
+    r"corrected|see (?:comments?|editorial)|"
+    r"(?:published erratum|erratum|errata|comment|comments|retraction|retracted|update|"
+    r"updated|corrected and republished|republished|expression of concern|"
     r"summary for patients|reprint)\s+(?:appears\s+)?(?:in|of|from|to|with)\b")
 _TITLE_NOTES = re.compile(
     rf"\[\s*(?:{_NOTE_WORDS})[^\]]*(?:\]|$)|\(\s*(?:{_NOTE_WORDS})[^)]*(?:\)|$)",
