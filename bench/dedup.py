@@ -283,29 +283,30 @@ def scale_worker(count: int) -> None:
     result = dedup_records(records)
     seconds = time.perf_counter() - start
     kept = sum(1 for r in result.records if r["duplicate_of"] is None)
+    # Linux reports ru_maxrss in KiB: the peak of this process, input records included.
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     print(json.dumps({"records": count, "seconds": seconds, "generate_seconds": made,
-                      "kept": kept, "base_records": len(base),
+                      "kept": kept, "base_records": len(base), "peak_rss_gb": peak_gb,
                       "pairs_compared": result.counts["pairs compared"]}))
 
 
 def run_scale(sizes=(100_000, 1_000_000)) -> None:
-    print("\nscale (records perturbed from both sets; one process per size, 1 core)")
+    print("\nscale (records perturbed from both sets; one process per size, 1 core; "
+          "peak RSS includes the input records)")
     print(f"{'records':>10}{'seconds':>10}{'records/s':>11}{'peak RSS GB':>13}{'kept':>9}"
           f"{'pairs compared':>16}")
     for size in sizes:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         done = subprocess.run([sys.executable, __file__, "--scale-worker", str(size)],
                               capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{size:>10} failed: {done.stderr.strip()[-500:]}")
             continue
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-        peak = peak_kb / 1024 / 1024 if peak_kb > before else float("nan")
-        print(f"{size:>10,}{figures['seconds']:>10.1f}{size / figures['seconds']:>11,.0f}"
-              f"{peak:>13.2f}{figures['kept']:>9,}{figures['pairs_compared']:>16,}")
+        seconds, peak = figures["seconds"], figures["peak_rss_gb"]
+        print(f"{size:>10,}{seconds:>10.1f}{size / seconds:>11,.0f}{peak:>13.2f}"
+              f"{figures['kept']:>9,}{figures['pairs_compared']:>16,}")
         if size >= 1_000_000:
-            met = figures["seconds"] < 600 and peak < 8
+            met = seconds < 600 and peak < 8
             print(f"{'':>10}target (1,000,000 records < 600 s and < 8 GB): "
                   f"{'met' if met else 'NOT met'}")
 
