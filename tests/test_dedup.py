@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from cmosynth.dedup import dedup_files, dedup_records, read_overrides
 from cmosynth.dedup.engine import Override

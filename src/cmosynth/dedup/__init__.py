@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cmosynth.dedup.engine import (DEDUP_FIELDS, REVIEW_COLUMNS, DedupResult, Override,
                                    dedup_records)
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write, write_jsonl
+from cmosynth.imports import read_records_file
 from cmosynth.records import read_records, write_records
 
 __all__ = ["dedup_files", "dedup_records", "read_overrides", "read_previous",
@@ -28,19 +29,6 @@ log = logging.getLogger("cmosynth.dedup")
 
 _DECISIONS = {"duplicates": True, "duplicate": True, "not_duplicates": False,
               "not_duplicate": False}
-
-
-def read_input_records(path: Path) -> Iterator[dict]:
-    """Records from any supported format through the importers; JSONL needs none."""
-    try:
-        from cmosynth.imports import read_records_file
-    except ImportError:
-        if Path(path).suffix.lower() not in {".jsonl", ".ndjson"}:
-            raise InputError(path, "this format needs cmosynth.imports, which is not "
-                             "installed; convert the file to JSONL first") from None
-        yield from read_records(path)
-        return
-    yield from read_records_file(path)
 
 
 def read_overrides(path: str | os.PathLike) -> list[Override]:
@@ -110,7 +98,7 @@ def dedup_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, 
     records = []
     for path in inputs:
         before = len(records)
-        records.extend(read_input_records(Path(path)))
+        records.extend(read_records_file(path))
         log.info("read %d records from %s", len(records) - before, path)
     earlier = {}
     if previous:
