@@ -473,3 +473,18 @@ def test_real_stroke_set_has_no_false_merges(tmp_path):
     linked = sum(1 for r in result.records if r["duplicate_of"])
     expected = len(gold) - len(set(gold.values()))
     assert linked >= 0.9 * expected, "most gold duplicates are found"
+
+
+def test_earlier_kept_record_stays_kept_when_new_duplicates_outnumber_it(tmp_path):
+    earlier_kept = article(source="embase", source_id="old", issue=None)
+    first = write_jsonl(tmp_path / "first.jsonl", [earlier_kept])
+    history = tmp_path / "decisions.jsonl"
+    dedup_files([first], tmp_path / "out1.jsonl", history=history)
+    newer = [article(source="scopus", source_id=str(n), abstract="Background")
+             for n in (101, 102, 103)]
+    second = write_jsonl(tmp_path / "second.jsonl", newer + [earlier_kept])
+    dedup_files([second], tmp_path / "out2.jsonl", history=history)
+    rows = {r["record_id"]: r for r in read_records(tmp_path / "out2.jsonl")}
+    assert rows["embase:old"]["duplicate_of"] is None
+    assert {rows[f"scopus:{n}"]["duplicate_of"] for n in (101, 102, 103)} == {"embase:old"}
+    assert rows["embase:old"]["abstract"] == "Background", "kept record filled from duplicates"

@@ -144,7 +144,7 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
         linker.counts["same identifier"] += 1
     index_of = {record["record_id"]: i for i, record in enumerate(records)}
     _apply_overrides(linker, overrides, index_of)
-    kept_before = _restore_previous(linker, previous or {}, index_of)
+    _restore_previous(linker, previous or {}, index_of)
 
     all_features = [features(i, record) for i, record in
                     enumerate(track(records, "deduplicating: records normalised",
@@ -160,7 +160,7 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
                     linker.compare_block(members, all_features)
             progress.advance()
     review = _review_rows(linker, all_features)
-    _write_decisions(linker, kept_before, renamed)
+    _write_decisions(linker, index_of, renamed)
     return DedupResult(records, review, linker.counts)
 
 
@@ -183,8 +183,9 @@ def _apply_overrides(linker: _Linker, overrides, index_of: dict[str, int]) -> No
 
 
 def _restore_previous(linker: _Linker, previous: dict[str, dict],
-                      index_of: dict[str, int]) -> dict[int, int]:
-    """Rejoin an earlier run's clusters and freeze them; returns {root: kept index}."""
+                      index_of: dict[str, int]) -> None:
+    """Rejoin an earlier run's clusters and freeze them: each is anchored to its kept
+    record, so it joins no other earlier cluster and keeps that record as kept."""
     kept_index = {}
     for rid, decision in previous.items():
         if rid not in index_of:
@@ -202,10 +203,9 @@ def _restore_previous(linker: _Linker, previous: dict[str, dict],
     for rid, index in kept_index.items():
         linker.clusters.set_anchor(index, rid)
     linker.counts["records from an earlier run"] = len(linker.frozen)
-    return {linker.clusters.find(i): i for i in kept_index.values()}
 
 
-def _write_decisions(linker: _Linker, kept_before: dict[int, int], renamed: set[int]) -> None:
+def _write_decisions(linker: _Linker, index_of: dict[str, int], renamed: set[int]) -> None:
     """Set duplicate_of, dup_rule, dup_score, dup_group and merged_from on every record.
 
     The kept record is the earlier run's, else the most complete one that holds its
@@ -218,7 +218,8 @@ def _write_decisions(linker: _Linker, kept_before: dict[int, int], renamed: set[
         root = linker.clusters.find(group[0])
         ordered = [records[i] for i in sorted(group, key=lambda i: (
             i in renamed, completeness(records[i])))]
-        kept = records[kept_before[root]] if root in kept_before else ordered[0]
+        anchor = linker.clusters.anchor.get(root)
+        kept = records[index_of[anchor]] if anchor else ordered[0]
         duplicates = [r for r in ordered if r is not kept]
         kept["merged_from"] = fill_from_duplicates(kept, duplicates)
         kept_id = kept["record_id"]
