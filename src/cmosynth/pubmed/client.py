@@ -283,9 +283,13 @@ class EutilsClient:
         return full
 
     def _public_url(self, endpoint: str, params: dict) -> str:
-        """The request as a URL without the API key, for logs, errors and search logs."""
+        """The request as a URL without the API key, for logs and errors (a long ID list
+        is cut short so that one failed request does not flood the log)."""
         shown = {k: v for k, v in params.items() if k != "api_key"}
-        return self.redact(f"{self.base_url}{endpoint}?{urlencode(shown)}")
+        ids = str(shown.get("id", "")).split(",")
+        if len(ids) > 5:
+            shown["id"] = ",".join(ids[:3]) + f",...({len(ids)}_ids)"
+        return self.redact(f"{self.base_url}{endpoint}?{urlencode(shown, safe=',()')}")
 
     def _request(self, endpoint: str, params: dict, *, post: bool = False,
                  expect_xml: bool = True) -> bytes:
@@ -385,6 +389,9 @@ def _scrubbed(exc: BaseException, redact) -> BaseException:
     """A copy of a transport error whose message no longer holds the API key."""
     clean = type(exc).__new__(type(exc))
     clean.args = tuple(redact(str(a)) for a in exc.args)
+    for attribute in ("request", "response"):  # they hold the request, key and all
+        if hasattr(exc, attribute):
+            setattr(clean, attribute, None)
     return clean
 
 

@@ -37,7 +37,7 @@ from cmosynth.pubmed.client import (
     esearch_params,
 )
 from cmosynth.pubmed.parser import parse_pubmed_xml
-from cmosynth.records import write_records
+from cmosynth.records import RECORD_FIELDS
 
 log = logging.getLogger("cmosynth.pubmed.run")
 
@@ -193,6 +193,13 @@ def merge_runs(search_dir: Path, qhash: str) -> int:
     return len(merged)
 
 
+def _jsonl_line(record: dict) -> str:
+    """A record as `cmosynth.records.write_records` writes it: contract fields first."""
+    ordered = {name: record[name] for name in RECORD_FIELDS if name in record}
+    ordered.update((k, v) for k, v in record.items() if k not in ordered)
+    return json.dumps(ordered, ensure_ascii=False) + "\n"
+
+
 def _pmid_order(record: dict) -> tuple:
     pmid = record.get("pmid") or ""
     return (0, int(pmid), "") if pmid.isdigit() else (1, 0, record["record_id"])
@@ -213,7 +220,9 @@ class SearchRun:
         self.window = window
         self.previous = previous
         self.qhash = qhash
-        self.records: dict[str, dict] = {}
+        #: record_id -> (sort key, JSON line): records are serialised as they arrive,
+        #: while the next batch is on its way, so the run ends soon after its last request.
+        self.records: dict[str, tuple[tuple, str]] = {}
         self.split_checks: list[dict] = []
         self.started = _now()
         self.requests_before = client.stats["requests"]
@@ -234,8 +243,8 @@ class SearchRun:
             if piece.retrieved < piece.search.count:
                 log.warning("%s: PubMed counted %d records but served %d",
                             piece.window.label, piece.search.count, piece.retrieved)
-        write_records(self.run_dir / RECORDS,
-                      sorted(self.records.values(), key=_pmid_order))
+        with atomic_write(self.run_dir / RECORDS) as out:
+            out.writelines(line for _, line in sorted(self.records.values()))
         write_json(self.run_dir / SEARCH_LOG, self.search_log(whole, slices))
         log.info("run %s: %d records from %d slices", self.run_dir.name, len(self.records),
                  len(slices))
@@ -327,7 +336,7 @@ class SearchRun:
         """A batch is done: its raw response is kept and its records are parsed."""
         piece.done.add(retstart)
         for record in records:
-            self.records[record["record_id"]] = record
+            self.records[record["record_id"]] = (_pmid_order(record), _jsonl_line(record))
             piece.record_ids.add(record["record_id"])
         piece.retrieved += len(records)
         progress.advance(len(records))
