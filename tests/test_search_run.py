@@ -18,8 +18,8 @@ import yaml
 
 from cmosynth.config import load_topic
 from cmosynth.pubmed.client import EutilsClient, EutilsHTTPError
-from cmosynth.pubmed.run import SearchError, search_topic
 from cmosynth.pubmed.parser import parse_pubmed_xml
+from cmosynth.pubmed.run import SearchError, search_topic
 from cmosynth.records import read_records, write_records
 from conftest import shared_path
 from eutils_server import EutilsServer, clone_articles, load_real_articles, point_client_at
