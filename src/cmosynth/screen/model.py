@@ -40,12 +40,13 @@ class RankingModel:
     balance: str = "none"
     ratio: float = 1.0
     description: str = ""
+    features: str = "bigrams"
 
     def describe(self) -> dict:
         """Name and parameters as written to summary.json."""
         return {"name": self.name, "classifier": self.classifier, "params": dict(self.params),
-                "balance": self.balance, "ratio": self.ratio, "features": FEATURES_DESCRIPTION,
-                "description": self.description}
+                "balance": self.balance, "ratio": self.ratio,
+                "features": FEATURES[self.features][0], "description": self.description}
 
 
 MODELS: dict[str, RankingModel] = {m.name: m for m in (
@@ -62,10 +63,22 @@ MODELS: dict[str, RankingModel] = {m.name: m for m in (
     RankingModel("svm-balanced", "svm", {"C": 0.11}, "balanced", 9.8,
                  description="linear SVM, C=0.11, excluded records weighted down so that the "
                              "included class weighs 9.8 times the excluded one"),
+    RankingModel("svm-balanced-words", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced on single words without English stop words",
+                 features="words"),
+    RankingModel("nb-double-words", "nb", {"alpha": 3.822}, "double",
+                 description="ASReview 1's default model: naive Bayes, double balance, single "
+                             "words without English stop words", features="words"),
 )}
 
-FEATURES_DESCRIPTION = ("TF-IDF of words and word bigrams of title + abstract, sublinear tf, "
-                        "terms in more than 95 % of records dropped")
+#: Text features by name: (description, TfidfVectorizer settings).
+FEATURES: dict[str, tuple[str, dict]] = {
+    "bigrams": ("TF-IDF of words and word bigrams of title + abstract, sublinear tf, terms "
+                "in more than 95 % of records dropped",
+                {"ngram_range": (1, 2), "sublinear_tf": True, "max_df": 0.95}),
+    "words": ("TF-IDF of single words of title + abstract, English stop words dropped",
+              {"stop_words": "english"}),
+}
 
 # ASReview 1's double-balance constants (asreview/balance_strategies/double.py).
 _DOUBLE_A, _DOUBLE_ALPHA, _DOUBLE_B, _DOUBLE_BETA = 2.155, 0.94, 0.789, 1.0
@@ -86,26 +99,25 @@ def record_text(title: str | None, abstract: str | None) -> str:
     return f"{title or ''} {abstract or ''}".strip()
 
 
-def text_features(texts: Sequence[str], extra: Iterable[str] = ()) -> tuple[sparse.csr_matrix,
-                                                                                sparse.csr_matrix]:
+def text_features(texts: Sequence[str], extra: Iterable[str] = (), kind: str = "bigrams"
+                  ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """TF-IDF matrix of `texts`, and of `extra` documents in the same vocabulary.
 
     The vocabulary and idf are fitted on the records themselves, as in ASReview; `extra`
     (e.g. the topic profile for the cold start) is only projected into that space.
     """
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95,
-                                 min_df=1, dtype=np.float64)
     texts, extra = list(texts), list(extra)
-    if not any(t.strip() for t in texts):
-        return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
-    try:
-        matrix = vectorizer.fit_transform(texts)
-    except ValueError:  # every term pruned (tiny or identical texts): keep all terms
-        vectorizer.set_params(max_df=1.0)
-        matrix = vectorizer.fit_transform(texts)
-    projected = (vectorizer.transform(extra) if extra
-                 else sparse.csr_matrix((0, matrix.shape[1])))
-    return matrix.tocsr(), projected.tocsr()
+    # If the settings prune every term (tiny or near-identical texts), keep every word.
+    for settings in (FEATURES[kind][1], {"token_pattern": r"(?u)\b\w+\b"}):
+        vectorizer = TfidfVectorizer(dtype=np.float64, **settings)
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:
+            continue
+        projected = (vectorizer.transform(extra) if extra
+                     else sparse.csr_matrix((0, matrix.shape[1])))
+        return matrix.tocsr(), projected.tocsr()
+    return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
 
 
 def sample_weights(model: RankingModel, labels: np.ndarray) -> np.ndarray | None:

@@ -97,7 +97,7 @@ def score_records(topic: dict, records: list[dict], verdicts: dict[str, tuple[st
     relative to the most similar record)."""
     texts = [record_text(r.get("title"), r.get("abstract")) for r in records]
     profile = topic_profile(topic, texts)
-    features, profile_features = text_features(texts, profile)
+    features, profile_features = text_features(texts, profile, kind=model.features)
     index = {r["record_id"]: i for i, r in enumerate(records)}
     labelled = [(index[rid], 1 if d == "include" else 0) for rid, (d, _) in verdicts.items()
                 if rid in index]

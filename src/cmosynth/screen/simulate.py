@@ -62,7 +62,7 @@ def sample_priors(labels: np.ndarray, seed: int) -> list[int]:
 def simulate_order(texts: list[str], labels: np.ndarray, prior_idx: list[int],
                    model: RankingModel, seed: int = 0, progress: bool = False) -> list[Screened]:
     """Screening order of every row: priors first, then what the model ranks highest."""
-    features, _ = text_features(texts)
+    features, _ = text_features(texts, kind=model.features)
     labels = np.asarray(labels, dtype=int)
     rng = np.random.default_rng(seed)
     order = [Screened(int(i), int(labels[i]), None) for i in prior_idx]
