@@ -488,3 +488,14 @@ def test_earlier_kept_record_stays_kept_when_new_duplicates_outnumber_it(tmp_pat
     assert rows["embase:old"]["duplicate_of"] is None
     assert {rows[f"scopus:{n}"]["duplicate_of"] for n in (101, 102, 103)} == {"embase:old"}
     assert rows["embase:old"]["abstract"] == "Background", "kept record filled from duplicates"
+
+
+def test_uncertain_pairs_stay_on_the_review_list_across_reruns(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        article(source="medline", source_id="orig"),
+        article(source="embase", source_id="erratum", **GUARD_CASES["erratum"])])
+    history, review = tmp_path / "decisions.jsonl", tmp_path / "review.csv"
+    dedup_files([source], tmp_path / "out.jsonl", review_pairs=review, history=history)
+    first = review.read_text()
+    dedup_files([source], tmp_path / "out.jsonl", review_pairs=review, history=history)
+    assert review.read_text() == first and len(first.splitlines()) == 2

@@ -107,9 +107,8 @@ class _Linker:
                 own.append(member)
 
     def _decide(self, a: int, b: int, all_features: list[Features]) -> bool:
-        """Compare one pair; True if they end up in one cluster."""
-        if a in self.frozen and b in self.frozen:
-            return False
+        """Compare one pair; True if they end up in one cluster. Pairs of an earlier run
+        are compared again so that their uncertain pairs stay on the review list."""
         pair = (a, b) if a < b else (b, a)
         if pair in self.decided:
             return False
