@@ -19,6 +19,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ MAX_RESTARTS = 3
 #: gzip level for raw responses: level 3 compresses PubMed XML nearly as well as 9 in a
 #: fraction of the time, which keeps a harvest bound by NCBI's rate, not by this machine.
 GZIP_LEVEL = 3
+#: Seconds an interrupted run waits for the batch being fetched ahead to arrive.
+PREFETCH_GRACE = 5.0
 
 T = TypeVar("T")
 
@@ -440,8 +443,11 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 return
             yield item
     finally:
+        # Let the producer finish its request and see `stop`, but never hold up an
+        # interrupted run for long: a thread stuck in a retry is left to die with it.
         stop.set()
-        while worker.is_alive():  # let the producer finish its request and see `stop`
+        deadline = time.monotonic() + PREFETCH_GRACE
+        while worker.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
                 while True:
                     box.get_nowait()
