@@ -229,6 +229,16 @@ def test_erratum_note_on_an_article_title_does_not_make_it_an_erratum():
     assert same_group(result, "1", "2")
 
 
+def test_companion_papers_differing_by_one_word_are_not_merged():
+    men = article(source="embase", source_id="m", title="Long-term effects of a lifestyle "
+                  "intervention on weight and cardiovascular risk factors in men", pages=None)
+    women = article(source="medline", source_id="w", title="Long-term effects of a lifestyle "
+                    "intervention on weight and cardiovascular risk factors in women")
+    result, _ = run(men, women)
+    assert all(r["duplicate_of"] is None for r in result.records)
+    assert "women" in result.review_pairs[0]["reason"]
+
+
 def test_publication_types_keep_an_erratum_apart_when_both_records_have_types():
     article_record = article(source="pubmed", source_id="1", pmid="22577070",
                              publication_types=["Journal Article"])

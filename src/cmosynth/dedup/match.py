@@ -324,10 +324,43 @@ def _guards(a: Features, b: Features, ids_match: bool, similarity: float) -> lis
     if a.year and b.year and abs(a.year - b.year) == 1 and not _same_printed_item(a, b):
         reasons.append(f"years differ by one ({a.year} vs {b.year}) without matching "
                        "journal, volume and pages")
+    if similarity < 1.0 and not _same_volume_and_page(a, b):
+        word = _unmatched_word(a, b)
+        if word:
+            reasons.append(f"titles differ by the word {word!r} without matching volume "
+                           "and page")
     if (a.generic or b.generic) and not _same_issue_and_authors(a, b):
         reasons.append("short or generic title without matching journal, year, volume, "
                        "page and first author")
     return reasons
+
+
+_TITLE_STOP_WORDS = frozenset(
+    "a an the of in on at to for and or with by from as is are was were be vs versus "
+    "its their this that".split())
+
+
+def _same_volume_and_page(a: Features, b: Features) -> bool:
+    return bool(a.volume and a.volume == b.volume and a.page and a.page == b.page)
+
+
+def _unmatched_word(a: Features, b: Features) -> str:
+    """A content word of one title with no look-alike in the other ("men" vs "women",
+    "adults" vs "children"): such titles name different studies however similar the rest.
+    Typos, spelling variants, joined or split words and a dropped subtitle are matched."""
+    words_a, words_b = a.title.split(), b.title.split()
+    short, long = sorted((words_a, words_b), key=len)
+    if long[:len(short)] == short:
+        return ""
+    only_a = set(words_a) - set(words_b) - _TITLE_STOP_WORDS
+    only_b = set(words_b) - set(words_a) - _TITLE_STOP_WORDS
+    joined_a, joined_b = "".join(words_a), "".join(words_b)
+    for word, others, joined in [(w, only_b, joined_b) for w in sorted(only_a)] + \
+            [(w, only_a, joined_a) for w in sorted(only_b)]:
+        if word in joined or any(fuzz.ratio(word, other) >= 80 for other in others):
+            continue
+        return word
+    return ""
 
 
 def _same_printed_item(a: Features, b: Features) -> bool:
