@@ -48,9 +48,11 @@ def harvest(workdir: Path) -> None:
         for name in ("NCBI_API_KEY", "CMOSYNTH_NCBI_RATE"):
             os.environ.pop(name, None)
         client = EutilsClient()
-        start = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        start, cpu_start = time.perf_counter(), time.process_time()
         run_dir = search_topic(topic, workdir / "outputs", until, client=client)
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         sent = len(server.requests)
         records = len((run_dir / "records.jsonl").read_bytes().splitlines())
         start = time.perf_counter()
@@ -69,6 +71,8 @@ def harvest(workdir: Path) -> None:
         print(f"  busiest 1-s window       {server.max_requests_in_window(1.0)} requests "
               f"(limit {RATE})")
         print(f"  records per second       {records / wall:,.0f}")
+        print(f"  CPU of this process      {cpu:.2f} s (client, parser and the local server; "
+              f"{os.cpu_count()} cores, load average {load_before:.1f} before the run)")
         print(f"replay of the same run: {replay_sent} requests, {replay:.2f} s")
 
 
