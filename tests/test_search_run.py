@@ -267,13 +267,18 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_cli_search_runs_end_to_end(clone_server, tmp_path):
     topic = write_topic(tmp_path)
-    result = run_cli("search", str(topic), "--outputs", str(tmp_path / "out"),
-                     "--until", "2024-02-19", env=dict(os.environ))
+    log_file = tmp_path / "search.log"
+    env = {**os.environ, "NCBI_API_KEY": SECRET_KEY}
+    result = run_cli("--verbose", "--log", str(log_file), "search", str(topic), "--outputs",
+                     str(tmp_path / "out"), "--until", "2024-02-19", env=env)
     assert result.returncode == 0, result.stderr
     search = tmp_path / "out" / "tiny" / "search"
     assert pmids_in(search / "records.jsonl") == pmids_between(
         clone_server, dt.date(2024, 1, 1), UNTIL)
     assert len(list(search.glob("*/search_log.json"))) == 1
+    assert clone_server.requests[0].api_key_sent
+    assert "esearch.fcgi" in log_file.read_text("utf-8")  # requests are logged...
+    assert SECRET_KEY not in result.stderr + log_file.read_text("utf-8")  # ...without the key
 
 
 def test_cli_bad_topic_exits_2_naming_the_key(tmp_path):
