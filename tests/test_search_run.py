@@ -239,7 +239,7 @@ def test_more_than_9999_records_are_split_and_each_retrieved_once(monkeypatch, t
 
 
 def test_one_day_over_the_cap_fails_naming_the_day(clone_server, tmp_path):
-    with pytest.raises(SearchError, match="2024-01-01: 3 records entered PubMed on this single day"):
+    with pytest.raises(SearchError, match=r"2024-01-01: 3 records on this single day \(Entrez date"):
         search_topic(topic_for(tmp_path, max_per_slice=2), tmp_path / "out", UNTIL)
 
 

@@ -82,6 +82,7 @@ class Window:
         return self.first.strftime("%Y/%m/%d"), self.last.strftime("%Y/%m/%d")
 
     def halves(self) -> tuple[Window, Window]:
+        """Two windows of (nearly) equal length that together cover this one."""
         middle = self.first + dt.timedelta(days=self.days // 2 - 1)
         return Window(self.first, middle), Window(middle + dt.timedelta(days=1), self.last)
 
@@ -231,10 +232,12 @@ class SearchRun:
         self.requests_before = client.stats["requests"]
 
     def execute(self) -> Path:
+        """Search, slice, fetch; write records.jsonl, then search_log.json (run complete)."""
         if self.raw_dir.exists():
             log.info("resuming run %s from its raw responses", self.run_dir.name)
         whole = self.esearch(self.window)
-        log.info("PubMed: %d records entered %s to %s", whole.count, *self.window.ncbi())
+        log.info("PubMed: %d records from %s to %s (%s)", whole.count, *self.window.ncbi(),
+                 DATE_FIELDS[self.date_type])
         slices = self.slices(self.window, whole)
         total = sum(s.search.count for s in slices)
         if total != whole.count:
@@ -277,9 +280,9 @@ class SearchRun:
             return [Slice(window, result)]
         if window.days == 1:
             raise SearchError(
-                f"{window.first.isoformat()}: {result.count} records entered PubMed on this "
-                f"single day, more than the {limit} one search may return; narrow the query "
-                "(or split it into several topics)")
+                f"{window.first.isoformat()}: {result.count} records on this single day "
+                f"({DATE_FIELDS[self.date_type]}), more than the {limit} one search may "
+                "return; narrow the query (or split it into several topics)")
         left, right = window.halves()
         left_result, right_result = self.esearch(left), self.esearch(right)
         halves_total = left_result.count + right_result.count
