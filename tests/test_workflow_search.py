@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def snakemake(workdir: Path, topic: Path, outputs: Path, target: Path) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, topic: Path, outputs: Path, target: Path,
+              until: str = "2024-02-19") -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "1",
-               "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2024-02-19",
+               "--config", f'topics=["{topic}"]', f"outputs={outputs}", f"until={until}",
                "--", str(target)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
@@ -31,7 +32,7 @@ def snakemake(workdir: Path, topic: Path, outputs: Path, target: Path) -> subpro
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed in this venv")
-def test_search_rule_fetches_once_then_has_nothing_to_do(clone_server, tmp_path):
+def test_search_rule_fetches_once_then_only_updates_when_until_moves(clone_server, tmp_path):
     topic = tmp_path / "tiny.yaml"
     topic.write_text(yaml.safe_dump({"name": "tiny", "title": "A tiny topic", "search": {
         "pubmed": {"query": "co-production[tiab]", "mindate": "2024/01/01", "batch_size": 50}}}))
@@ -51,3 +52,11 @@ def test_search_rule_fetches_once_then_has_nothing_to_do(clone_server, tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Nothing to be done" in second.stdout + second.stderr
     assert len(clone_server.requests) == sent
+
+    # A later `until` (a scheduled rerun) makes Snakemake run the search again: an update.
+    update = snakemake(tmp_path, topic, outputs, records, until="2024-02-29")
+    assert update.returncode == 0, update.stderr[-3000:]
+    searches = {(r.params["mindate"], r.params["maxdate"])
+                for r in clone_server.requests[sent:] if r.endpoint == "esearch"}
+    assert searches == {("2024/02/19", "2024/02/29")}
+    assert len(list(records.parent.glob("*/search_log.json"))) == 2
