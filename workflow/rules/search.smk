@@ -1,3 +1,6 @@
+# A changed `until` (e.g. today's date on a scheduled rerun) is a changed param, so
+# Snakemake reruns this rule: the search then fetches only what entered PubMed since the
+# last run. Run folders (search/<window>_<hash>/) are kept by cmosynth, not Snakemake.
 rule search_pubmed:
     """One dated PubMed run per Entrez-date window; records.jsonl merges all runs."""
     input:
