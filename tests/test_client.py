@@ -19,6 +19,7 @@ from cmosynth.pubmed.client import (
     EutilsResponseError,
 )
 from cmosynth.pubmed.parser import parse_pubmed_xml
+from cmosynth.pubmed.ratelimit import SharedRateLimiter
 from conftest import shared_path
 from eutils_server import EutilsServer, clone_articles
 
@@ -55,6 +56,16 @@ def test_recorded_zero_hit_search_keeps_ncbi_warnings():
     assert result.count == 0 and result.ids == []
     assert "PhraseNotFound: abcXYZ" in result.warnings
     assert "OutputMessage: No items found." in result.warnings
+
+
+@pytest.mark.parametrize("recorded", ["esearch.baderror.xml", "esearch.baderror.json"])
+def test_recorded_error_body_with_http_200_is_an_error(httpserver, tmp_path, recorded):
+    body = shared_path("eutils", "ncbi_eutils_json_samples", recorded).read_bytes()
+    httpserver.expect_request("/entrez/eutils/esearch.fcgi").respond_with_data(body)
+    client = fast_client(base_url=httpserver.url_for("/entrez/eutils/"),
+                         rate_limiter=SharedRateLimiter(50, tmp_path))
+    with pytest.raises(EutilsResponseError, match="Invalid db name specified: fleegle"):
+        client.esearch("obstetrics[mh]", db="fleegle")
 
 
 # --- searching and fetching ----------------------------------------------------------
