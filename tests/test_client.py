@@ -14,6 +14,7 @@ import pytest
 from cmosynth.pubmed.client import (
     EsearchResult,
     EutilsClient,
+    EutilsError,
     EutilsHistoryError,
     EutilsHTTPError,
     EutilsResponseError,
@@ -21,7 +22,7 @@ from cmosynth.pubmed.client import (
 from cmosynth.pubmed.parser import parse_pubmed_xml
 from cmosynth.pubmed.ratelimit import SharedRateLimiter
 from conftest import shared_path
-from eutils_server import EutilsServer, clone_articles
+from eutils_server import EutilsServer, clone_articles, load_real_articles, point_client_at
 
 pytest_plugins = ["eutils_server"]  # the eutils_server and clone_server fixtures
 
@@ -114,6 +115,18 @@ def test_invalid_database_is_reported_at_once_without_retries(eutils_server):
         fast_client().esearch("x", db="fleegle")
     assert info.value.permanent
     assert len(eutils_server.requests) == 1
+
+
+def test_paging_a_search_beyond_pubmeds_cap_is_refused_before_any_request(monkeypatch,
+                                                                         tmp_path):
+    templates = load_real_articles(shared_path("medline").parent)
+    with EutilsServer(clone_articles(templates, 10_000, per_day=100, max_bytes=3000)) as server:
+        point_client_at(server, monkeypatch, tmp_path / "rate")
+        client = fast_client()
+        search = client.esearch("health")
+        with pytest.raises(EutilsError, match="at most 9,999 records of one search"):
+            next(client.iter_efetch(search))
+        assert server.requests_to("efetch") == []
 
 
 def test_retstart_beyond_9998_is_refused_as_pubmed_does(eutils_server):
@@ -221,7 +234,6 @@ WORKER = textwrap.dedent("""
 
 def test_rate_limit_holds_across_three_processes(tmp_path, monkeypatch):
     data = shared_path("medline").parent
-    from eutils_server import load_real_articles
 
     with EutilsServer(clone_articles(load_real_articles(data), 20), rate_limit=3) as server:
         env = {**os.environ, "NCBI_EUTILS_URL": server.url,

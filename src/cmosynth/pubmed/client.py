@@ -39,6 +39,9 @@ RATE_OVERRIDE_ENV = "CMOSYNTH_NCBI_RATE"
 #: Longer GET URLs risk HTTP 414 at NCBI; such requests go by POST.
 MAX_GET_URL = 2000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: PubMed serves records 0..9,998 of a search (retstart at most 9998), on the history
+#: server as well.
+PUBMED_MAX_RECORDS = 9999
 MAX_BACKOFF = 60.0
 
 _ERROR_TAG = re.compile(rb"<ERROR>(.*?)</ERROR>", re.DOTALL)
@@ -230,6 +233,10 @@ class EutilsClient:
         If the WebEnv has expired the search is run again; should it then find a
         different count, `EutilsResultChanged` is raised so the caller can start over.
         """
+        if db == "pubmed" and search.count > PUBMED_MAX_RECORDS:
+            raise EutilsError(f"PubMed serves at most {PUBMED_MAX_RECORDS:,} records of one "
+                              f"search and this one has {search.count:,}; split it by date "
+                              "(cmosynth.pubmed.run.search_topic does)")
         for retstart in batch_starts(search.count, batch_size):
             if retstart in skip:
                 continue
