@@ -167,6 +167,26 @@ def test_interrupted_run_resumes_without_refetching_completed_batches(clone_serv
         clone_server, dt.date(2024, 1, 1), UNTIL)
 
 
+def test_run_resumes_after_the_server_went_away_and_forgot_its_history(monkeypatch,
+                                                                        tmp_path):
+    articles = clone_articles(load_real_articles(shared_path("medline").parent), 150,
+                              per_day=3)
+    topic = topic_for(tmp_path)
+    with EutilsServer(articles) as first:
+        point_client_at(first, monkeypatch, tmp_path / "rate")
+        first.fail("reset", endpoint="efetch", skip=2, times=1000)  # gone for good
+        with pytest.raises(EutilsHTTPError):
+            search_topic(topic, tmp_path / "out", UNTIL, client=fast_client(max_retries=1))
+        fetched = {r.params["retstart"] for r in first.requests_to("efetch") if r.status == 200}
+    with EutilsServer(articles) as second:  # back, without the old WebEnv
+        point_client_at(second, monkeypatch, tmp_path / "rate")
+        run = search_topic(topic, tmp_path / "out", UNTIL, client=fast_client())
+    refetched = {r.params["retstart"] for r in second.requests_to("efetch") if r.status == 200}
+    assert fetched and not fetched & refetched
+    assert len(second.requests_to("esearch")) == 1  # the lost history, searched again
+    assert pmids_in(run / "records.jsonl") == sorted((a.pmid for a in articles), key=int)
+
+
 def test_expired_history_during_a_run_is_searched_again(clone_server, tmp_path):
     clone_server.fail("expired", endpoint="efetch", skip=2)
     run = search_topic(topic_for(tmp_path), tmp_path / "out", UNTIL)
