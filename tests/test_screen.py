@@ -271,7 +271,9 @@ def test_without_reviewer_decisions_screening_is_machine_made_and_says_so(tmp_pa
     included = [r["record_id"] for r in read_records(folder / "included.jsonl")]
     assert set(included) == above and summary["included_by_model"] == len(above)
     assert 0 < len(above) < len(rows)
-    assert read_csv(folder / "to_screen.csv") == []
+    # Machine-made decisions are provisional: every record still waits for a reviewer.
+    waiting = read_csv(folder / "to_screen.csv")
+    assert [r["record_id"] for r in waiting] == [r["record_id"] for r in rows]
     assert summary["stopping_rule"]["applicable"] is False
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
 
@@ -317,3 +319,24 @@ def test_once_the_stopping_rule_shows_target_recall_the_rest_is_excluded_by_the_
     assert (row["decision"], row["decided_by"]) == ("exclude", "model")
     assert "stopping rule" in row["exclusion_reason"]
     assert summary["excluded_by_model"] == 1 and summary["undecided"] == 0
+
+
+def test_a_filled_in_copy_of_to_screen_is_read_as_reviewer_decisions(tmp_path, corpus):
+    records = corpus["on"][:5] + corpus["off"][:10]
+    topic = make_topic(tmp_path, records)
+    screen_topic(topic, outputs=tmp_path / "outputs")
+    waiting = read_csv(screen_dir(tmp_path) / "to_screen.csv")
+    on_topic = {r["record_id"] for r in corpus["on"]}
+    mine = tmp_path / "my_decisions.csv"
+    with open(mine, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(waiting[0]))
+        writer.writeheader()
+        for row in waiting[:6]:  # the reviewer worked down the list and stopped
+            writer.writerow({**row, "decision": "yes" if row["record_id"] in on_topic else "no",
+                             "reviewer": "ann"})
+        writer.writerows(waiting[6:])
+    topic = make_topic(tmp_path, records, {"decisions": str(mine)})
+    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    assert summary["reviewer_decisions"] == 6
+    assert summary["undecided"] == len(records) - 6
+    assert len(read_csv(screen_dir(tmp_path) / "to_screen.csv")) == len(records) - 6

@@ -3,9 +3,10 @@
 Order of precedence for each record: a reviewer's decision, then the criteria rules, then
 the model. With no reviewer decisions at all, screening is machine-made: records scoring
 at least `screen.model.include_threshold` are included by the model, and summary.json says
-so in a plain sentence. With reviewer decisions, undecided records stay undecided (listed
-in to_screen.csv in priority order) until the stopping rule shows the target recall is
-reached; the rest are then excluded by the model.
+so in a plain sentence. With reviewer decisions, undecided records stay undecided until
+the stopping rule shows the target recall is reached; the rest are then excluded by the
+model. to_screen.csv lists, in priority order, every record still awaiting a reviewer:
+the undecided ones and those the model decided only provisionally (machine-made).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ TO_SCREEN_COLUMNS = ["record_id", "rank", "score", "title", "abstract", "year", 
                      "doi", "pmid", "decision", "reason", "reviewer"]
 CONFLICT_COLUMNS = ["record_id", "title", "reviewer", "decision", "reason", "file", "line"]
 ABSTRACT_SNIPPET = 400
+STOPPED_REASON = "not screened: stopping rule showed the target recall reached"
 
 
 @dataclass
@@ -146,7 +148,14 @@ def decide(item: Screening, machine_made: bool, threshold: float, stop_reached: 
             item.exclusion_reason = f"model score below {threshold:g}"
     elif stop_reached:
         item.decision, item.decided_by = "exclude", "model"
-        item.exclusion_reason = "not screened: stopping rule showed the target recall reached"
+        item.exclusion_reason = STOPPED_REASON
+
+
+def awaits_reviewer(item: Screening) -> bool:
+    """Undecided, or decided only provisionally by the model in machine-made screening
+    (not once the stopping rule has let the reviewer stop)."""
+    return not item.decision or (item.decided_by == "model" and not item.exclusion_reason
+                                 .startswith(STOPPED_REASON))
 
 
 def machine_made_sentence(threshold: float, included: int, total: int) -> str:
@@ -218,7 +227,7 @@ def write_outputs(screen_dir: Path, items: list[Screening], agreed: Agreement | 
                   summary: dict) -> None:
     """screening.csv, to_screen.csv, included.jsonl, conflicts.csv and summary.json."""
     write_screening_table(screen_dir / "screening.csv", items)
-    write_to_screen(screen_dir / "to_screen.csv", [i for i in items if not i.decision])
+    write_to_screen(screen_dir / "to_screen.csv", [i for i in items if awaits_reviewer(i)])
     write_records(screen_dir / "included.jsonl",
                   (i.record for i in items if i.decision == "include"))
     write_conflicts(screen_dir / "conflicts.csv", agreed, {i.record_id: i for i in items})
@@ -277,7 +286,7 @@ def write_screening_table(path: Path, items: list[Screening]) -> None:
 
 
 def write_to_screen(path: Path, items: list[Screening]) -> None:
-    """Undecided records in priority order, with empty columns for the reviewer's copy."""
+    """Records awaiting a reviewer in priority order, with empty columns for their copy."""
     with atomic_write(path, newline="") as handle:
         writer = _csv_writer(handle)
         writer.writerow(TO_SCREEN_COLUMNS)
