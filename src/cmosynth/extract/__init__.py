@@ -120,8 +120,10 @@ def record_texts(record: dict, full_text_dir: Path | None) -> list[str]:
 
 def group_evidence(group: list[Sentence], codebook: Codebook) -> list:
     """Role evidence for the sentences of one text, with positional sections when the
-    text has no structured labels."""
-    return [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook)
+    text has no structured labels, and each sentence's place (the role model looks at
+    its neighbours)."""
+    return [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook,
+                            index=i, count=len(group))
             for i, s in enumerate(group)]
 
 

@@ -11,9 +11,10 @@ labelled sentences can learn the weights instead (see bench/extract.py for both)
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cmosynth.extract.codebook import ROLES, Codebook
@@ -184,14 +185,18 @@ class SentenceEvidence:
     recommendation: bool = False
     finding: bool = False
     administrative: bool = False
+    index: int = -1                 # place in its abstract (-1: unknown)
+    count: int = 0                  # sentences in its abstract (0: unknown)
 
     @property
     def causal(self) -> bool:
         return self.forward or self.backward
 
 
-def gather_evidence(text: str, category: str | None, codebook: Codebook) -> SentenceEvidence:
-    """Codebook cues, generic realist vocabulary and connectives found in one sentence."""
+def gather_evidence(text: str, category: str | None, codebook: Codebook, index: int = -1,
+                    count: int = 0) -> SentenceEvidence:
+    """Codebook cues, generic realist vocabulary and connectives found in one sentence
+    (the `index`-th of `count` in its text, when known)."""
     concepts = {role: tuple(c.id for c in codebook.concepts_for(role) if c.pattern.search(text))
                 for role in ROLES}
     generic = {role: len(GENERIC[role].findall(text)) for role in ROLES}
@@ -204,6 +209,7 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook) -> Sent
         recommendation=bool(RECOMMENDATION.search(text)),
         finding=bool(FINDING.search(text)),
         administrative=category == "ADMIN" or bool(ADMINISTRATIVE.search(text)),
+        index=index, count=count,
     )
 
 
@@ -298,71 +304,223 @@ def evidence_tokens(evidence: SentenceEvidence) -> str:
     return " ".join(tokens)
 
 
+def position_tokens(evidence: SentenceEvidence) -> str:
+    """Where the sentence sits in its abstract: quarter, first, last (empty if unknown)."""
+    if evidence.count <= 0:
+        return ""
+    quarter = min(4 * evidence.index // evidence.count, 3)
+    return " ".join([f"__pos{quarter}"] + ["__first"] * (evidence.index == 0)
+                    + ["__last"] * (evidence.index == evidence.count - 1))
+
+
+def neighbour_tokens(evidence: Sequence[SentenceEvidence], k: int) -> str:
+    """The previous and next sentences' evidence (same abstract only), prefixed."""
+    tokens = []
+    for offset, name in ((-1, "prev"), (1, "next")):
+        j = k + offset
+        same = 0 <= j < len(evidence) and evidence[j].count == evidence[k].count \
+            and evidence[j].index == evidence[k].index + offset
+        tokens += [f"{name}{t}" for t in evidence_tokens(evidence[j]).split()] if same \
+            else [f"{name}__none"]
+    return " ".join(tokens)
+
+
+def rule_probabilities(evidence: SentenceEvidence, weights: RuleWeights = RuleWeights()
+                       ) -> dict[str, float]:
+    """The rule scores as probabilities (a logistic of the margin over the threshold),
+    so that they can be blended with a model's."""
+    return {role: 1 / (1 + math.exp(-2.5 * (score - weights.threshold)))
+            for role, score in rule_scores(evidence, weights).items()}
+
+
+def abstract_groups(evidence: Sequence[SentenceEvidence]) -> list[int]:
+    """Abstract number of each sentence of a flat list (a new abstract starts at index 0)."""
+    groups, current = [], -1
+    for k, e in enumerate(evidence):
+        if e.index <= 0 or k == 0:
+            current += 1
+        groups.append(current)
+    return groups
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Choices of the supervised role model. The defaults are the shipped ones, each kept
+    because it raised macro F1 in grouped cross-validation on the dev split (bench)."""
+
+    c: float = 3.0                 # inverse regularisation of each logistic regression
+    word_ngrams: bool = True       # word 1-2-grams of the sentence (TF-IDF)
+    char_ngrams: bool = False      # character 2-5-grams within words: did not help on dev
+    position: bool = False         # quarter of the abstract, first/last: did not help on dev
+    neighbours: bool = True        # previous/next sentence's evidence (same abstract)
+    rules_blend: float = 0.4       # weight of the rule probabilities in the blend (0: model alone)
+    tune_thresholds: bool = True   # per-role thresholds by grouped CV on the training data
+    threshold: float = 0.4         # the threshold of every role when not tuned
+    folds: int = 5                 # folds of the threshold search, grouped by abstract
+
+
+#: Candidate thresholds of the per-role search.
+THRESHOLDS = tuple(round(0.2 + 0.025 * k, 3) for k in range(25))
+
+
 class RoleModel:
-    """One logistic regression per role over word n-grams plus the evidence tokens.
+    """One logistic regression per role over word n-grams plus the evidence tokens,
+    optionally blended with the rule probabilities, with per-role thresholds chosen by
+    cross-validation grouped by abstract on the training data itself.
 
     Trained deterministically (fixed solver and seed) on labelled sentences; never on the
-    test split. C and the threshold were chosen by cross-validation on the dev split.
+    test split. `semantic`, if given, maps sentence texts to dense vectors (an unsupervised
+    LSA space, or sentence embeddings) appended to the features.
     """
 
-    method = "model-v1"
+    method = "model-v2"
 
-    def __init__(self, threshold: float = 0.4, c: float = 10.0):
-        self.threshold = threshold
-        self.c = c
-        self._vectoriser = None
+    def __init__(self, settings: ModelSettings = ModelSettings(), semantic=None,
+                 weights: RuleWeights = RuleWeights()):
+        self.settings = settings
+        self.semantic = semantic
+        self.weights = weights
+        self.thresholds = dict.fromkeys(ROLES, settings.threshold)
+        self._vectorisers: list = []
         self._models: dict[str, object] = {}
 
-    @staticmethod
-    def _document(evidence: SentenceEvidence) -> str:
-        return f"{evidence.text} {evidence_tokens(evidence)}"
+    def _documents(self, evidence: Sequence[SentenceEvidence]) -> tuple[list[str], list[str]]:
+        texts = [e.text for e in evidence]
+        tokens = []
+        for k, e in enumerate(evidence):
+            parts = [evidence_tokens(e)]
+            if self.settings.position:
+                parts.append(position_tokens(e))
+            if self.settings.neighbours:
+                parts.append(neighbour_tokens(evidence, k))
+            tokens.append(" ".join(parts))
+        return texts, tokens
 
-    def fit(self, evidence: Sequence[SentenceEvidence], labels: Sequence[Iterable[str]]) -> "RoleModel":
+    def _features(self, evidence: Sequence[SentenceEvidence], fit: bool = False):
+        from scipy import sparse
         from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts, tokens = self._documents(evidence)
+        if fit:
+            self._vectorisers = [("tokens", TfidfVectorizer(token_pattern=r"\S+", lowercase=False,
+                                                            sublinear_tf=True))]
+            if self.settings.word_ngrams:
+                self._vectorisers.append(("text", TfidfVectorizer(
+                    ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w[\w-]+\b")))
+            if self.settings.char_ngrams:
+                self._vectorisers.append(("text", TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)))
+        columns = []
+        for source, vectoriser in self._vectorisers:
+            docs = tokens if source == "tokens" else texts
+            columns.append(vectoriser.fit_transform(docs) if fit else vectoriser.transform(docs))
+        if self.semantic is not None:
+            columns.append(sparse.csr_matrix(self.semantic(texts)))
+        return sparse.hstack(columns).tocsr()
+
+    def _fit_models(self, evidence: Sequence[SentenceEvidence], sets: Sequence[set[str]]) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        self._vectoriser = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
-                                           token_pattern=r"(?u)\b\w[\w-]+\b", lowercase=True)
-        matrix = self._vectoriser.fit_transform([self._document(e) for e in evidence])
-        sets = [set(roles) for roles in labels]
+        matrix = self._features(evidence, fit=True)
+        self._models = {}
         for role in ROLES:
             target = [role in s for s in sets]
             if len(set(target)) < 2:
                 continue
-            model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000,
+            model = LogisticRegression(C=self.settings.c, class_weight="balanced", max_iter=3000,
                                        solver="liblinear", random_state=0)
             self._models[role] = model.fit(matrix, target)
+
+    def fit(self, evidence: Sequence[SentenceEvidence], labels: Sequence[Iterable[str]]) -> "RoleModel":
+        """Train on sentences (flat, in abstract order) and their roles; with
+        `tune_thresholds`, first pick each role's threshold by grouped CV on them."""
+        sets = [set(roles) for roles in labels]
+        if self.settings.tune_thresholds:
+            self.thresholds = self._cross_validated_thresholds(evidence, sets)
+        self._fit_models(evidence, sets)
         return self
 
+    def _cross_validated_thresholds(self, evidence: Sequence[SentenceEvidence],
+                                    sets: Sequence[set[str]]) -> dict[str, float]:
+        """Per role, the threshold with the best F1 over out-of-fold probabilities
+        (folds of whole abstracts, assigned round-robin: deterministic)."""
+        groups = abstract_groups(evidence)
+        folds = min(self.settings.folds, groups[-1] + 1) if groups else 0
+        if folds < 2:
+            return dict.fromkeys(ROLES, self.settings.threshold)
+        inner = RoleModel(replace(self.settings, tune_thresholds=False), self.semantic, self.weights)
+        out_of_fold: list[dict[str, float]] = [{} for _ in evidence]
+        for fold in range(folds):
+            train = [k for k, g in enumerate(groups) if g % folds != fold]
+            held = [k for k, g in enumerate(groups) if g % folds == fold]
+            inner._fit_models([evidence[k] for k in train], [sets[k] for k in train])
+            for k, row in zip(held, inner.probabilities([evidence[k] for k in held])):
+                out_of_fold[k] = row
+        return {role: max(THRESHOLDS, key=lambda t: (_f1(sets, out_of_fold, role, t), -abs(t - 0.5)))
+                for role in ROLES}
+
     def probabilities(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
+        """Probability of each role per sentence: the model's, blended with the rules'."""
         if not evidence:
             return []
-        matrix = self._vectoriser.transform([self._document(e) for e in evidence])
+        matrix = self._features(evidence)
         out = [dict.fromkeys(ROLES, 0.0) for _ in evidence]
         for role, model in self._models.items():
             for row, p in zip(out, model.predict_proba(matrix)[:, 1]):
                 row[role] = float(p)
+        blend = self.settings.rules_blend
+        if blend:
+            for row, e in zip(out, evidence):
+                rules = rule_probabilities(e, self.weights)
+                for role in ROLES:
+                    row[role] = (1 - blend) * row[role] + blend * rules[role]
         return out
 
     def predict(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
-        """Roles whose probability reaches the threshold, with that probability
+        """Roles whose probability reaches that role's threshold, with that probability
         (none for administrative sentences)."""
         return [{} if e.administrative else {r: round(p, 3) for r, p in row.items()
-                                              if p >= self.threshold}
+                                              if p >= self.thresholds[r]}
                 for e, row in zip(evidence, self.probabilities(evidence))]
+
+
+def _f1(gold: Sequence[set[str]], probabilities: Sequence[dict[str, float]], role: str,
+        threshold: float) -> float:
+    tp = sum(role in g and p.get(role, 0) >= threshold for g, p in zip(gold, probabilities))
+    given = sum(p.get(role, 0) >= threshold for p in probabilities)
+    actual = sum(role in g for g in gold)
+    return 2 * tp / (given + actual) if given + actual else 0.0
+
+
+#: Settings of the model approaches the bench compares; the first is the shipped one.
+MODEL_APPROACHES: dict[str, ModelSettings] = {
+    "model-v2": ModelSettings(),
+    "model-v2 -rules blend": ModelSettings(rules_blend=0.0),
+    "model-v2 -tuned thresholds": ModelSettings(tune_thresholds=False, threshold=0.45),
+    "model-v2 +position": ModelSettings(position=True),
+    "model-v2 -neighbours": ModelSettings(neighbours=False),
+    "model-v2 +char n-grams": ModelSettings(char_ngrams=True),
+}
+#: Training labels of the model: the first annotator's dev labels alone, or the union of
+#: both annotators' (a role either annotator gave counts).
+LABEL_SOURCES = ("first", "union")
+
 
 # --- the shipped coder ------------------------------------------------------------------
 #: The approach the extractor ships with (chosen on the dev split; see bench/extract.py).
-DEFAULT_APPROACH = "model+rules"
-#: The project's labelled sentences (bench/extract_labels), in a source checkout.
+DEFAULT_APPROACH = "model-v2"
+#: The project's labelled sentences (bench/extract_labels), in a source checkout: the
+#: first annotator's and an independent second annotator's labels of the same sentences.
 LABELS_PATH = Path(__file__).resolve().parents[3] / "bench" / "extract_labels" / "abstracts.jsonl"
+SECOND_LABELS_NAME = "abstracts_second.jsonl"
 
 
 def abstract_evidence(sentences: Sequence[tuple[str, str | None]],
                       codebook: Codebook) -> list[SentenceEvidence]:
     """Evidence for the sentences (text, structured label) of one abstract, in order."""
     return [gather_evidence(text, position_category(label_category(label), i, len(sentences)),
-                            codebook) for i, (text, label) in enumerate(sentences)]
+                            codebook, index=i, count=len(sentences))
+            for i, (text, label) in enumerate(sentences)]
 
 
 def labelled_examples(path: str | Path, codebook: Codebook, split: str
@@ -379,38 +537,51 @@ def labelled_examples(path: str | Path, codebook: Codebook, split: str
     return evidence, gold
 
 
+def union_labels(path: str | Path, split: str, first: list[list[set[str]]]) -> list[list[set[str]]]:
+    """The first labels joined with the second annotator's (same sentences, same order),
+    or the first alone when the second file is absent."""
+    second_path = Path(path).with_name(SECOND_LABELS_NAME)
+    if not second_path.exists():
+        return first
+    second = [[set(s["roles"]) for s in a["sentences"]] for a in read_jsonl(second_path)
+              if a.get("split") == split]
+    if [len(g) for g in second] != [len(g) for g in first]:
+        log.warning("%s does not hold the same sentences; training on the first labels only",
+                    second_path)
+        return first
+    return [[a | b for a, b in zip(g1, g2)] for g1, g2 in zip(first, second)]
+
+
 class RoleCoder:
     """Gives each sentence its roles by the chosen approach; `method` names it for the
     CMO table. Approaches with a model train it here, deterministically, on the dev split
-    of the labelled sentences only; without those labels they fall back to the rules."""
+    of the labelled sentences only (both annotators' labels); without those labels they
+    fall back to the rules. `semantic` (texts -> vectors, e.g. sentence embeddings) adds
+    features to the model."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
-                 labels: str | Path = LABELS_PATH):
+                 labels: str | Path = LABELS_PATH, semantic=None):
         self.codebook = codebook
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
-        if approach.startswith("model"):
-            self._train(Path(labels), approach)
+        if approach in MODEL_APPROACHES:
+            self._train(Path(labels), MODEL_APPROACHES[approach], semantic)
 
-    def _train(self, labels: Path, approach: str) -> None:
+    def _train(self, labels: Path, settings: ModelSettings, semantic) -> None:
         if not labels.exists():
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
             return
         evidence, gold = labelled_examples(labels, self.codebook, "dev")
-        self.model = RoleModel().fit([e for g in evidence for e in g], [r for g in gold for r in g])
-        self.method = f"{RULES_METHOD}+{RoleModel.method}" if approach == "model+rules" \
+        gold = union_labels(labels, "dev", gold)
+        self.model = RoleModel(settings, semantic).fit([e for g in evidence for e in g],
+                                                       [r for g in gold for r in g])
+        self.method = f"{RULES_METHOD}+{RoleModel.method}" if settings.rules_blend \
             else RoleModel.method
-        self._with_rules = approach == "model+rules"
 
     def code(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
         """Roles of each sentence, with a confidence in [0, 1]."""
         if self.model is None:
             return [rule_roles(e, self.weights) for e in evidence]
-        coded = self.model.predict(evidence)
-        if self._with_rules:
-            for roles, e in zip(coded, evidence):
-                for role, confidence in rule_roles(e, self.weights).items():
-                    roles[role] = max(roles.get(role, 0.0), confidence)
-        return coded
+        return self.model.predict(evidence)
