@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from cmosynth.records import new_record, read_records, write_records
-from cmosynth.synthesis import (CMO_COLUMNS, OUTPUT_FILES, default_codebook_path,
+from cmosynth.extract.codebook import DEFAULT_CODEBOOK
+from cmosynth.synthesis import (CMO_COLUMNS, OUTPUT_FILES,
                                 load_theory_book, read_cmo_table, synthesize_files)
 
 DESIGNS = ["Journal Article", "Review", "Systematic Review", "Qualitative Research",
@@ -88,7 +89,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    codebook = default_codebook_path()
+    codebook = DEFAULT_CODEBOOK
     if not codebook.exists():
         print(f"default codebook not found at {codebook}; nothing to measure", file=sys.stderr)
         return 1

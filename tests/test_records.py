@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -67,3 +69,13 @@ def test_failed_write_leaves_the_old_file_untouched(tmp_path):
             raise RuntimeError("interrupted")
     assert path.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_outputs_are_readable_by_the_team(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "screening.csv") as handle:
+            handle.write("record_id\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "screening.csv").stat().st_mode) == 0o644

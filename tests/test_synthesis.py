@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from cmosynth.cli import main
 from cmosynth.errors import InputError
-from cmosynth.synthesis import (CMO_COLUMNS, OUTPUT_FILES, default_codebook_path,
+from cmosynth.extract.codebook import DEFAULT_CODEBOOK, Codebook, load_codebook
+from cmosynth.synthesis import (CMO_COLUMNS, OUTPUT_FILES,
                                 synthesize, synthesize_files)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "synthesis"
@@ -52,8 +53,8 @@ def fixture_records() -> dict[str, dict]:
     return {r["record_id"]: r for r in map(json.loads, RECORDS.read_text("utf-8").splitlines())}
 
 
-def fixture_codebook() -> dict:
-    return yaml.safe_load(CODEBOOK.read_text("utf-8"))
+def fixture_codebook() -> Codebook:
+    return load_codebook(CODEBOOK)
 
 
 # read once for the property-based test, which runs synthesis many times
@@ -211,8 +212,8 @@ def test_top_quotes_are_the_strongest_with_ties_broken_by_record_then_cmoc(synth
 def test_matrix_has_every_codebook_mechanism_and_outcome_even_when_zero(synthesis_dir):
     rows = read_csv(synthesis_dir / "matrix.csv")
     book = fixture_codebook()
-    mechanisms = [c["id"] for c in book["concepts"] if c["role"] == "mechanism"]
-    outcomes = [c["id"] for c in book["concepts"] if c["role"] == "outcome"]
+    mechanisms = [c.id for c in book.concepts_for("mechanism")]
+    outcomes = [c.id for c in book.concepts_for("outcome")]
     assert [r["mechanism"] for r in rows] == mechanisms
     assert list(rows[0]) == ["mechanism", "label", "kind", *outcomes]
     cells = {(r["mechanism"], o): int(r[o]) for r in rows for o in outcomes}
@@ -224,9 +225,9 @@ def test_matrix_has_every_codebook_mechanism_and_outcome_even_when_zero(synthesi
 # --- programme_theories.md ---------------------------------------------------------------
 def test_markdown_states_each_theory_with_sources_status_and_cited_quotes(synthesis_dir):
     text = (synthesis_dir / "programme_theories.md").read_text("utf-8")
-    for theory in fixture_codebook()["theories"]:
-        assert f"## {theory['id']}: {theory['label']}" in text
-        assert f"> {theory['statement']}" in text
+    for theory in fixture_codebook().theories:
+        assert f"## {theory.id}: {theory.label}" in text
+        assert f"> {theory.statement}" in text
     pt1 = text.split("## PT1:")[1].split("## PT2:")[0]
     assert "**Status: supported.**" in pt1
     assert "Health Expect. 2023;26:1692-1702" in pt1  # seed source
@@ -246,7 +247,7 @@ def test_markdown_renders_one_section_per_theory_and_the_closing_section(synthes
 
     tokens = MarkdownIt("commonmark").parse((synthesis_dir / "programme_theories.md").read_text("utf-8"))
     h2 = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]
-    theories = [f"{t['id']}: {t['label']}" for t in fixture_codebook()["theories"]]
+    theories = [f"{t.id}: {t.label}" for t in fixture_codebook().theories]
     assert h2 == ["How theories are judged", *theories,
                   "CMOCs that map to no theory (candidate new theories)"]
 
@@ -367,7 +368,7 @@ def test_topic_settings_reach_the_synthesis_through_the_cli(tmp_path, capsys):
 
 # --- the default codebook ----------------------------------------------------------------
 def test_default_codebook_synthesis_supports_a_theory_evidenced_in_two_records(tmp_path):
-    path = default_codebook_path()
+    path = DEFAULT_CODEBOOK
     if not path.exists():
         pytest.skip(f"default codebook not there yet: {path}")
     book = yaml.safe_load(path.read_text("utf-8"))
@@ -389,14 +390,14 @@ def test_default_codebook_synthesis_supports_a_theory_evidenced_in_two_records(t
 
 def test_synthesis_reads_the_extractors_own_cmo_table(tmp_path):
     """The CMO table contract end to end: `cmosynth extract` output goes straight in."""
-    if not default_codebook_path().exists():
-        pytest.skip(f"default codebook not there yet: {default_codebook_path()}")
+    if not DEFAULT_CODEBOOK.exists():
+        pytest.skip(f"default codebook not there yet: {DEFAULT_CODEBOOK}")
     assert main(["extract", str(RECORDS), "-o", str(tmp_path / "cmo.csv")]) == 0
     cmo_rows = read_csv(tmp_path / "cmo.csv")
     assert cmo_rows, "the extractor found no CMOC in the fixture abstracts"
     assert run_cli(tmp_path / "cmo.csv", "--records", RECORDS, "-o", tmp_path / "out") == 0
     status = read_csv(tmp_path / "out" / "theory_status.csv")
-    book = yaml.safe_load(default_codebook_path().read_text("utf-8"))
+    book = yaml.safe_load(DEFAULT_CODEBOOK.read_text("utf-8"))
     assert [r["theory_id"] for r in status] == [t["id"] for t in book["theories"]]
     assert {r["status"] for r in status} <= {"supported", "refined", "contested", "no evidence"}
     summary = read_csv(tmp_path / "out" / "cmoc_summary.csv")

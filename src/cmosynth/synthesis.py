@@ -52,14 +52,14 @@ from typing import Any
 from cmosynth.config import load_schema, validate
 from cmosynth.errors import ConfigError, InputError
 from cmosynth.extract import CMO_COLUMNS
-from cmosynth.extract.codebook import DEFAULT_CODEBOOK, compile_cues, load_codebook
+from cmosynth.extract.codebook import (DEFAULT_CODEBOOK, Codebook, Theory, compile_cues,
+                                       load_codebook)
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 
 log = logging.getLogger("cmosynth.synthesis")
 
 ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
-ROLE_PLURAL = {"context": "contexts", "mechanism": "mechanisms", "outcome": "outcomes"}
 
 SUPPORTED, REFINED, CONTESTED, NO_EVIDENCE = "supported", "refined", "contested", "no evidence"
 #: Status precedence when a theory has several signals (see the module docstring).
@@ -73,101 +73,20 @@ STATUS_COLUMNS = ("theory_id", "label", "status", "n_records", "supporting_recor
 OUTPUT_FILES = ("cmoc_summary.csv", "matrix.csv", "theory_status.csv", "programme_theories.md")
 
 
-# --- the codebook, as synthesis needs it -------------------------------------------------
-@dataclass(frozen=True)
-class Concept:
-    id: str
-    role: str
-    label: str
-    polarity: str | None = None
-    kind: str | None = None
+# --- the codebook ------------------------------------------------------------------------
+def shares(theory: Theory, cmoc: "Cmoc", role: str) -> bool:
+    """Whether the CMOC names, for `role`, a concept the theory names."""
+    return not theory.named[role].isdisjoint(cmoc.concepts(role))
 
 
-@dataclass(frozen=True)
-class Theory:
-    id: str
-    label: str
-    statement: str
-    contexts: tuple[str, ...]
-    mechanisms: tuple[str, ...]
-    outcomes: tuple[str, ...]
-    sources: tuple[str, ...]
-
-    def names(self, role: str) -> tuple[str, ...]:
-        """The concept ids the theory names for one CMO element."""
-        return getattr(self, ROLE_PLURAL[role])
-
-    @cached_property
-    def named(self) -> dict[str, frozenset[str]]:
-        """The same as sets, for the many membership tests of judging CMOCs."""
-        return {role: frozenset(self.names(role)) for role in ROLES}
-
-    def shares(self, cmoc: "Cmoc", role: str) -> bool:
-        """Whether the CMOC names, for `role`, a concept the theory names."""
-        return not self.named[role].isdisjoint(cmoc.concepts(role))
-
-
-@dataclass(frozen=True)
-class TheoryBook:
-    """Concepts, theories and seed sources of a codebook, in codebook order."""
-
-    name: str
-    title: str
-    version: int
-    concepts: dict[str, Concept]
-    theories: tuple[Theory, ...]
-    sources: dict[str, str]
-
-    def of_role(self, role: str) -> list[Concept]:
-        return [c for c in self.concepts.values() if c.role == role]
-
-    def label(self, concept_id: str) -> str:
-        return self.concepts[concept_id].label
-
-
-def _field(obj: Any, key: str, default: Any = None) -> Any:
-    """Read `key` from a mapping (raw YAML) or an object (the extract stage's Codebook)."""
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-def theory_book(codebook: Any) -> TheoryBook:
-    """The synthesis view of a codebook given as loaded YAML or as a Codebook object."""
-    if isinstance(codebook, TheoryBook):
-        return codebook
-    concepts = {}
-    for item in _field(codebook, "concepts", []) or []:
-        concept = Concept(id=_field(item, "id"), role=_field(item, "role"),
-                          label=_field(item, "label"), polarity=_field(item, "polarity"),
-                          kind=_field(item, "kind"))
-        concepts[concept.id] = concept
-    theories = tuple(
-        Theory(id=_field(t, "id"), label=_field(t, "label"), statement=_field(t, "statement"),
-               contexts=tuple(_field(t, "contexts", ()) or ()),
-               mechanisms=tuple(_field(t, "mechanisms", ()) or ()),
-               outcomes=tuple(_field(t, "outcomes", ()) or ()),
-               sources=tuple(_field(t, "sources", ()) or ()))
-        for t in _field(codebook, "theories", []) or [])
-    sources = {_field(s, "id"): _field(s, "citation") for s in _field(codebook, "sources", []) or []}
-    return TheoryBook(name=_field(codebook, "name", ""), title=_field(codebook, "title", ""),
-                      version=int(_field(codebook, "version", 1) or 1), concepts=concepts,
-                      theories=theories, sources=sources)
-
-
-def default_codebook_path() -> Path:
-    """The default topic's codebook in the repository the package is installed from."""
-    return DEFAULT_CODEBOOK
-
-
-def load_theory_book(path: str | Path | None) -> TheoryBook:
+def load_theory_book(path: str | Path | None) -> Codebook:
     """Read a codebook file (default: the co-production codebook) for synthesis."""
-    path = Path(path) if path else default_codebook_path()
+    path = Path(path) if path else DEFAULT_CODEBOOK
     if not path.exists():
-        where = "default codebook" if path == default_codebook_path() else "codebook"
+        where = "default codebook" if path == DEFAULT_CODEBOOK else "codebook"
         raise ConfigError(path, None, f"{where} not found; pass --codebook with the topic's "
                           "codebook (config/codebooks/<topic>.yaml)")
-    return theory_book(load_codebook(path))
+    return load_codebook(path)
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -239,7 +158,7 @@ class _RowError(ValueError):
     """A CMO table row breaks the contract; parse_cmocs adds the file and line."""
 
 
-def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str, dict],
+def parse_cmocs(rows: Sequence[Mapping], book: Codebook, records: Mapping[str, dict],
                 source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> list[Cmoc]:
     """Check CMO table rows against the codebook and the records; InputError names the line."""
     cmocs, seen = [], set()
@@ -256,7 +175,7 @@ def parse_cmocs(rows: Sequence[Mapping], book: TheoryBook, records: Mapping[str,
     return sorted(cmocs, key=lambda c: (c.record_id, c.cmoc_id))
 
 
-def _parse_row(row: Mapping, book: TheoryBook, records: Mapping[str, dict]) -> Cmoc:
+def _parse_row(row: Mapping, book: Codebook, records: Mapping[str, dict]) -> Cmoc:
     missing = [c for c in CMO_COLUMNS if c not in row]
     if missing:
         raise _RowError(f"missing columns {', '.join(missing)}; the CMO table needs "
@@ -278,12 +197,12 @@ def _parse_row(row: Mapping, book: TheoryBook, records: Mapping[str, dict]) -> C
                 confidence=_confidence(row["confidence"]), method=_text(row["method"]))
 
 
-def _elements(row: Mapping, book: TheoryBook) -> dict[str, tuple[str, ...]]:
+def _elements(row: Mapping, book: Codebook) -> dict[str, tuple[str, ...]]:
     """Context, mechanism and outcome concept ids, each checked against the codebook."""
     elements = {role: _split_ids(_text(row[role])) for role in ROLES}
     for role, ids in elements.items():
         for concept_id in ids:
-            concept = book.concepts.get(concept_id)
+            concept = book.concepts_by_id.get(concept_id)
             if concept is None:
                 raise _RowError(f"{role} '{concept_id}' is not a concept of codebook "
                                 f"'{book.name}'; fix the id or use the codebook the table was "
@@ -329,30 +248,30 @@ class Evidence:
 
 def is_evidence_for(cmoc: Cmoc, theory: Theory) -> bool:
     """Linked by the extractor, names the theory's mechanism, or its context and outcome."""
-    return (cmoc.theory_id == theory.id or theory.shares(cmoc, "mechanism")
-            or (theory.shares(cmoc, "context") and theory.shares(cmoc, "outcome")))
+    return (cmoc.theory_id == theory.id or shares(theory, cmoc, "mechanism")
+            or (shares(theory, cmoc, "context") and shares(theory, cmoc, "outcome")))
 
 
-def judge_cmoc(cmoc: Cmoc, theory: Theory, book: TheoryBook,
+def judge_cmoc(cmoc: Cmoc, theory: Theory, book: Codebook,
                contrary_cues: re.Pattern | None) -> Evidence:
     """Classify one CMOC as supporting, refining and/or contrary for a theory."""
     contrary = tuple(_contrary_reasons(cmoc, theory, book, contrary_cues))
-    shared = sum(theory.shares(cmoc, role) for role in ROLES)
+    shared = sum(shares(theory, cmoc, role) for role in ROLES)
     new_concepts: tuple[str, ...] = ()
-    if theory.shares(cmoc, "mechanism"):
+    if shares(theory, cmoc, "mechanism"):
         new_concepts = tuple(c for role in ("context", "outcome") for c in cmoc.concepts(role)
                              if c not in theory.named[role])
     return Evidence(cmoc=cmoc, supporting=shared >= 2 and not contrary,
                     new_concepts=new_concepts, contrary=contrary)
 
 
-def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: TheoryBook,
+def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: Codebook,
                       contrary_cues: re.Pattern | None) -> list[str]:
-    expects_positive = any(book.concepts[o].polarity != "negative" for o in theory.outcomes)
+    expects_positive = any(book.concept(o).polarity != "negative" for o in theory.outcomes)
     reasons = [f"negative outcome {o}" for o in cmoc.outcome
-               if expects_positive and book.concepts[o].polarity == "negative"
+               if expects_positive and book.concept(o).polarity == "negative"
                and o not in theory.outcomes]
-    names_positive = any(book.concepts[o].polarity != "negative" for o in cmoc.outcome)
+    names_positive = any(book.concept(o).polarity != "negative" for o in cmoc.outcome)
     if contrary_cues is not None and expects_positive and names_positive and cmoc.outcome_quote:
         match = contrary_cues.search(cmoc.outcome_quote)
         if match:
@@ -441,7 +360,7 @@ class TheoryJudgement:
 class Synthesis:
     """Everything the synthesis files are written from."""
 
-    book: TheoryBook
+    book: Codebook
     settings: dict
     cmocs: tuple[Cmoc, ...]
     records: Mapping[str, dict]
@@ -461,15 +380,14 @@ def _distinct(items: Iterable[str]) -> tuple[str, ...]:
 
 # --- synthesis ---------------------------------------------------------------------------
 def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[str, dict],
-               codebook: Any, settings: Mapping | None = None, *,
+               book: Codebook, settings: Mapping | None = None, *,
                source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> Synthesis:
     """Group CMOCs, build the mechanism-by-outcome matrix and judge every programme theory.
 
     `cmo_rows` are CMO table rows (dicts of the contract columns), `records` the records
-    they came from, `codebook` a loaded codebook; `settings` the topic's `synthesis`
+    they came from, `book` the codebook (`load_codebook`); `settings` the topic's `synthesis`
     section (defaults from the topic schema).
     """
-    book = theory_book(codebook)
     settings = synthesis_settings(settings)
     if not isinstance(records, Mapping):
         records = {r["record_id"]: r for r in records}
@@ -484,7 +402,7 @@ def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[st
                      matrix=mechanism_outcome_matrix(cmocs, book))
 
 
-def judge_theory(theory: Theory, cmocs: Iterable[Cmoc], book: TheoryBook, settings: Mapping,
+def judge_theory(theory: Theory, cmocs: Iterable[Cmoc], book: Codebook, settings: Mapping,
                  contrary_cues: re.Pattern | None) -> TheoryJudgement:
     """Collect the CMOCs that count for the theory and what each says about it."""
     evidence = tuple(judge_cmoc(c, theory, book, contrary_cues)
@@ -530,7 +448,7 @@ def _count(items: Sequence | int, noun: str) -> str:
 
 
 def group_configurations(judgements: Sequence[TheoryJudgement], cmocs: Sequence[Cmoc],
-                         book: TheoryBook, records: Mapping[str, dict],
+                         book: Codebook, records: Mapping[str, dict],
                          top_quotes: int) -> tuple[Configuration, ...]:
     """One configuration per theory x concept triple; CMOCs of no theory come last."""
     groups: dict[tuple, list[Evidence | Cmoc]] = defaultdict(list)
@@ -551,7 +469,7 @@ def group_configurations(judgements: Sequence[TheoryJudgement], cmocs: Sequence[
 
 
 def _configuration(theory_id: str, triple: tuple, members: Sequence[Evidence | Cmoc],
-                   book: TheoryBook, records: Mapping[str, dict], top_quotes: int) -> Configuration:
+                   book: Codebook, records: Mapping[str, dict], top_quotes: int) -> Configuration:
     cmocs = sorted((m.cmoc if isinstance(m, Evidence) else m for m in members),
                    key=lambda c: (c.record_id, c.cmoc_id))
     signals = sorted({s for m in members if isinstance(m, Evidence) for s in m.signals})
@@ -567,7 +485,7 @@ def _configuration(theory_id: str, triple: tuple, members: Sequence[Evidence | C
         signals=tuple(signals))
 
 
-def triple_label(triple: tuple, book: TheoryBook) -> str:
+def triple_label(triple: tuple, book: Codebook) -> str:
     """`C: label | M: label | O: label` from the codebook's labels, absent elements left out."""
     parts = []
     for letter, ids in zip("CMO", triple):
@@ -576,10 +494,10 @@ def triple_label(triple: tuple, book: TheoryBook) -> str:
     return " | ".join(parts)
 
 
-def mechanism_outcome_matrix(cmocs: Iterable[Cmoc], book: TheoryBook) -> dict[tuple[str, str], int]:
+def mechanism_outcome_matrix(cmocs: Iterable[Cmoc], book: Codebook) -> dict[tuple[str, str], int]:
     """Distinct records per (mechanism, outcome) pair; every codebook pair present."""
     records: dict[tuple[str, str], set[str]] = {
-        (m.id, o.id): set() for m in book.of_role("mechanism") for o in book.of_role("outcome")}
+        (m.id, o.id): set() for m in book.concepts_for("mechanism") for o in book.concepts_for("outcome")}
     for cmoc in cmocs:
         for mechanism in cmoc.mechanism:
             for outcome in cmoc.outcome:
@@ -657,9 +575,9 @@ def summary_rows(result: Synthesis) -> list[list]:
 
 def matrix_rows(result: Synthesis) -> tuple[list[str], list[list]]:
     """Header and rows of the mechanism x outcome matrix (distinct records per cell)."""
-    outcomes = [o.id for o in result.book.of_role("outcome")]
+    outcomes = [o.id for o in result.book.concepts_for("outcome")]
     rows = [[m.id, m.label, m.kind or "", *(result.matrix[(m.id, o)] for o in outcomes)]
-            for m in result.book.of_role("mechanism")]
+            for m in result.book.concepts_for("mechanism")]
     return ["mechanism", "label", "kind", *outcomes], rows
 
 
@@ -695,7 +613,7 @@ def _quoted_cmoc(cmoc: Cmoc, records: Mapping[str, dict], note: str = "") -> str
     return text + (f"; {_md(note)}" if note else "")
 
 
-def evidence_block(cmocs: Iterable[Cmoc], book: TheoryBook, records: Mapping[str, dict],
+def evidence_block(cmocs: Iterable[Cmoc], book: Codebook, records: Mapping[str, dict],
                    top_quotes: int, notes: Mapping[str, str] | None = None) -> list[str]:
     """CMOCs grouped by concept triple: counts, years and designs, the strongest quotes,
     and every other record cited, so a large review stays readable without losing sources."""
@@ -762,13 +680,13 @@ def _rules_section(settings: Mapping) -> list[str]:
     ]
 
 
-def _theory_section(judgement: TheoryJudgement, book: TheoryBook, records: Mapping[str, dict],
+def _theory_section(judgement: TheoryJudgement, book: Codebook, records: Mapping[str, dict],
                     top_quotes: int) -> list[str]:
     theory = judgement.theory
     elements = triple_label((theory.contexts, theory.mechanisms, theory.outcomes), book)
     lines = [f"## {theory.id}: {_md(theory.label)}", "", f"> {_md(theory.statement)}", "",
              f"Elements: {_md(elements)}", "",
-             "Seed sources: " + "; ".join(_md(book.sources.get(s, s)) for s in theory.sources), "",
+             "Seed sources: " + "; ".join(_md(book.citation(s)) for s in theory.sources), "",
              f"**Status: {judgement.status}.** Signals: {', '.join(judgement.signals) or 'none'}.", ""]
     lines += [f"- {_md(reason)}" for reason in judgement.reasons]
     lines += ["", "### Supporting evidence", ""]
@@ -776,7 +694,7 @@ def _theory_section(judgement: TheoryJudgement, book: TheoryBook, records: Mappi
     lines += ["", "### Refinements", ""]
     for concept in judgement.refining_concepts:
         cited = _distinct(e.cmoc.record_id for e in judgement.refining if concept in e.new_concepts)
-        lines.append(f"- New {book.concepts[concept].role} `{concept}` ({_md(book.label(concept))}) "
+        lines.append(f"- New {book.concept(concept).role} `{concept}` ({_md(book.label(concept))}) "
                      f"in {_count(cited, 'record')}")
     if judgement.refining_concepts:
         lines.append("")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from cmosynth.config import load_schema, read_yaml, validate
@@ -75,6 +76,16 @@ class Theory:
     def concept_ids(self) -> frozenset[str]:
         return frozenset(self.contexts + self.mechanisms + self.outcomes)
 
+    def names(self, role: str) -> tuple[str, ...]:
+        """The concept ids the theory names for one CMO element."""
+        return {"context": self.contexts, "mechanism": self.mechanisms,
+                "outcome": self.outcomes}[role]
+
+    @cached_property
+    def named(self) -> dict[str, frozenset[str]]:
+        """The same as sets, for the many membership tests of judging CMOCs."""
+        return {role: frozenset(self.names(role)) for role in ROLES}
+
 
 @dataclass(frozen=True)
 class Codebook:
@@ -87,12 +98,20 @@ class Codebook:
     path: str = ""
 
     def concept(self, concept_id: str) -> Concept:
-        return self._by_id()[concept_id]
+        return self.concepts_by_id[concept_id]
 
     def concepts_for(self, role: str) -> tuple[Concept, ...]:
         return tuple(c for c in self.concepts if c.role == role)
 
-    def _by_id(self) -> dict[str, Concept]:
+    def label(self, concept_id: str) -> str:
+        return self.concept(concept_id).label
+
+    def citation(self, source_id: str) -> str:
+        """The seed source's citation (its id when unknown)."""
+        return next((s.citation for s in self.sources if s.id == source_id), source_id)
+
+    @cached_property
+    def concepts_by_id(self) -> dict[str, Concept]:
         return {c.id: c for c in self.concepts}
 
 

@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import jinja2
-import yaml
 
 from cmosynth import __version__
 from cmosynth.errors import InputError
+from cmosynth.extract.codebook import Codebook, load_codebook
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
@@ -113,11 +113,9 @@ def _screen_summary(topic_dir: Path) -> dict:
     }
 
 
-def _codebook(topic: dict) -> dict:
+def _codebook(topic: dict) -> Codebook | None:
     path = Path(topic["codebook"])
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text("utf-8")) or {}
+    return load_codebook(path) if path.exists() else None
 
 
 def _characteristics(included: list[dict]) -> dict:
@@ -131,16 +129,16 @@ def _characteristics(included: list[dict]) -> dict:
     }
 
 
-def _theories(topic_dir: Path, codebook: dict, cmo_rows: list[dict],
+def _theories(topic_dir: Path, codebook: Codebook | None, cmo_rows: list[dict],
               records: dict[str, dict]) -> list[dict]:
-    statements = {t["id"]: t for t in codebook.get("theories") or []}
+    statements = {t.id: t.statement for t in codebook.theories} if codebook else {}
     theories = []
     for row in _read_csv(topic_dir / "synthesis" / "theory_status.csv"):
         quotes = sorted((r for r in cmo_rows if r.get("theory_id") == row["theory_id"]),
                         key=lambda r: (-float(r.get("confidence") or 0), r["cmoc_id"]))[:3]
         theories.append({
             **row,
-            "statement": statements.get(row["theory_id"], {}).get("statement", ""),
+            "statement": statements.get(row["theory_id"], ""),
             "quotes": [{"text": " … ".join(q[k] for k in ("context_quote", "mechanism_quote",
                                                             "outcome_quote") if q.get(k)),
                         "cite": _cite(records.get(q["record_id"]), q["record_id"])}
@@ -171,7 +169,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "imports": [Path(p).name for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
         "codebook_path": topic["codebook"],
-        "codebook_sources": codebook.get("sources") or [],
+        "codebook_sources": codebook.sources if codebook else (),
         "n_cmocs": len(cmo_rows),
         "n_cmoc_records": len({r["record_id"] for r in cmo_rows}),
         "extraction_methods": sorted({r["method"] for r in cmo_rows if r.get("method")}),
