@@ -7,8 +7,9 @@ from pathlib import Path
 from cmosynth.config import load_topic
 
 OUT = config["outputs"]
-TOPIC_FILES = {load_topic(path)["name"]: path for path in config["topics"]}
-TOPICS = sorted(TOPIC_FILES)
+SETTINGS = {topic["name"]: topic for topic in map(load_topic, config["topics"])}
+TOPIC_FILES = {name: topic["_path"] for name, topic in SETTINGS.items()}
+TOPICS = sorted(SETTINGS)
 # Empty `until` means today: a scheduled rerun then fetches what PubMed added since the
 # last run. A pinned date freezes the review.
 UNTIL = config["until"] or datetime.date.today().isoformat()
@@ -27,11 +28,17 @@ def outputs_root(wildcards, output):
     return str(Path(output[0]).parents[2])
 
 
-# --- extract ---------------------------------------------------------------------------
+def output_folder(wildcards, output):
+    """The folder of a rule's first output (a stage folder such as `<topic>/synthesis`)."""
+    return str(Path(output[0]).parent)
+
+
 def _topic(wildcards):
-    return load_topic(TOPIC_FILES[wildcards.topic])
+    """The topic's validated settings, defaults filled in."""
+    return SETTINGS[wildcards.topic]
 
 
+# --- extract ---------------------------------------------------------------------------
 def topic_codebook(wildcards):
     """The topic's codebook file (config/codebooks/<name>.yaml unless the topic names one)."""
     return _topic(wildcards)["codebook"]
@@ -44,9 +51,6 @@ def topic_full_text_manifest(wildcards):
     return []
 
 
-def full_text_folder(wildcards, output):
-    """The folder of stored full texts: where the manifest is."""
-    return str(Path(output.manifest).parent)
 
 
 def extract_options(wildcards, input):
@@ -62,12 +66,12 @@ def extract_options(wildcards, input):
 # --- dedup -----------------------------------------------------------------------------
 def topic_imports(wildcards):
     """The topic's `search.imports` files (exports from other databases), or none."""
-    return load_topic(TOPIC_FILES[wildcards.topic])["search"]["imports"]
+    return _topic(wildcards)["search"]["imports"]
 
 
 def topic_dedup_overrides(wildcards):
     """The reviewer's pair decisions (`dedup.overrides`) as an input, or no input."""
-    overrides = load_topic(TOPIC_FILES[wildcards.topic])["dedup"]["overrides"]
+    overrides = _topic(wildcards)["dedup"]["overrides"]
     return [overrides] if overrides else []
 
 
@@ -81,7 +85,7 @@ def reviewer_decisions(wildcards):
     """The reviewer decision CSV(s) of the topic (`screen.decisions`), or no input.
 
     They are inputs so that a new or edited decision file reruns screening."""
-    decisions = load_topic(TOPIC_FILES[wildcards.topic])["screen"]["decisions"]
+    decisions = _topic(wildcards)["screen"]["decisions"]
     if not decisions:
         return []
     return [decisions] if isinstance(decisions, str) else list(decisions)

@@ -12,7 +12,7 @@ rule fetch_full_text:
     benchmark:
         f"{OUT}/{{topic}}/benchmarks/fetch_full_text.tsv"
     params:
-        folder=full_text_folder,
+        folder=output_folder,
     resources:
         ncbi=1,
     conda:

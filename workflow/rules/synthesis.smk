@@ -16,10 +16,10 @@ rule synthesize:
     benchmark:
         f"{OUT}/{{topic}}/benchmarks/synthesize.tsv"
     params:
-        outputs=outputs_root,
+        folder=output_folder,
     conda:
         "../envs/cmosynth.yaml"
     shell:
         "cmosynth synthesize {input.cmo} --records {input.records} "
         "--codebook {input.codebook} --topic {input.topic} "
-        "-o {params.outputs}/{wildcards.topic}/synthesis 2> {log}"
+        "-o {params.folder} 2> {log}"
