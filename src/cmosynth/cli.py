@@ -17,14 +17,19 @@ from cmosynth.errors import CmosynthError
 EXIT_INPUT_ERROR = 2
 
 
+def _add_topic_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of every command that works on a topic's outputs folder."""
+    p.add_argument("topic", type=Path, help="topic file (config/topics/<name>.yaml)")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="output folder (default: outputs)")
+
+
 # --- search --------------------------------------------------------------------------
 def _add_search(sub) -> None:
     p = sub.add_parser("search", help="search PubMed for a topic (one dated run)",
                        description="Run the topic's PubMed search over an Entrez-date window "
                        "and store raw responses, records.jsonl and search_log.json.")
-    p.add_argument("topic", type=Path, help="topic file (config/topics/<name>.yaml)")
-    p.add_argument("--outputs", type=Path, default=Path("outputs"),
-                   help="output folder (default: outputs)")
+    _add_topic_arguments(p)
     p.add_argument("--until", default=None,
                    help="last Entrez date of the window, YYYY-MM-DD (default: today)")
     p.set_defaults(run=_run_search)
@@ -91,9 +96,7 @@ def _add_screen(sub) -> None:
                        "(or: cmosynth screen simulate ...)",
                        description="Apply the topic's criteria rules, rank records by "
                        "active learning, read reviewer decisions and write screen/.")
-    p.add_argument("topic", type=Path, help="topic file")
-    p.add_argument("--outputs", type=Path, default=Path("outputs"),
-                   help="output folder (default: outputs)")
+    _add_topic_arguments(p)
     p.set_defaults(run=_run_screen)
 
 
@@ -209,9 +212,7 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="PRISMA 2020 flow, RAMESES-ordered HTML report, tables",
                        description="Build report/ (index.html, prisma.svg, PRISMA.csv, "
                        "review.xlsx, included.ris) from the files earlier stages wrote.")
-    p.add_argument("topic", type=Path, help="topic file")
-    p.add_argument("--outputs", type=Path, default=Path("outputs"),
-                   help="output folder (default: outputs)")
+    _add_topic_arguments(p)
     p.set_defaults(run=_run_report)
 
 
