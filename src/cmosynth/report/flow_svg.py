@@ -16,14 +16,15 @@ _MAIN_X, _SIDE_X, _BOX_W, _SIDE_W = 60, 470, 340, 360
 _LINE = 17
 
 
-def _box(x: int, y: int, width: int, lines: list[str], fill: str = "#ffffff") -> tuple[str, int]:
-    height = 16 + _LINE * len(lines)
+def _box(x: int, y: int, width: int, lines: list[str], fill: str = "#ffffff",
+         min_height: int = 0) -> tuple[str, int]:
+    height = max(16 + _LINE * len(lines), min_height)
     text = "".join(
         f'<tspan x="{x + 10}" dy="{_LINE if i else 0}">{escape(line)}</tspan>'
         for i, line in enumerate(lines))
     svg = (f'<rect x="{x}" y="{y}" width="{width}" height="{height}" rx="4" fill="{fill}" '
            f'stroke="#333" stroke-width="1.2"/>'
-           f'<text x="{x + 10}" y="{y + 21}" font-size="13">{text}</text>')
+           f'<text x="{x + 10}" y="{y + 21}" font-size="13" xml:space="preserve">{text}</text>')
     return svg, height
 
 
@@ -98,8 +99,10 @@ def render_flow_svg(counts: PrismaCounts, title: str = "") -> str:
     parts.append(_arrow(_MAIN_X + _BOX_W // 2, y - 40, _MAIN_X + _BOX_W // 2, y))
 
     included_top = y
+    # Tall enough for the rotated "Included" label of its phase bar.
     svg, h = _box(_MAIN_X, y, _BOX_W, [f"Studies included in review (n = {counts.included:,})",
-                                       f"Reports of included studies (n = {counts.included:,})"])
+                                       f"Reports of included studies (n = {counts.included:,})"],
+                  min_height=80)
     parts.append(svg)
     y += h + 20
 
