@@ -143,7 +143,8 @@ def test_contrary_cue_in_a_positive_outcome_quote_contests_the_theory():
     records, book = fixture_records(), fixture_codebook()
     rows = [cmoc("pmid:34088215", 1, "PT1", mechanism="mech_brokering",
                  outcome="out_collaboration",
-                 outcome_quote="it was hard to do participatory research; Barriers remained")]
+                 outcome_quote="it also caused some confusion about what does or does not "
+                               "'count' as participatory research")]
     pt1 = next(j for j in synthesize(rows, records, book).judgements if j.theory.id == "PT1")
     assert pt1.status == "contested"
     assert pt1.contesting_records == ("pmid:34088215",)
