@@ -156,8 +156,9 @@ def main() -> None:
     best_dev = max(shippable, key=lambda a: macro_f1(results[a]["dev"]))
     best_any = max(results, key=lambda a: macro_f1(results[a]["dev"]))
     print(f"gold = the first annotator (abstracts.jsonl). Model rows: dev = mean of {REPEATS} "
-          "5-fold cross-validations grouped by abstract, each on another partition (thresholds "
-          "chosen inside each training fold by a nested grouped CV); test = trained on all of dev. model-v2 rows learn from the union of both "
+          "5-fold cross-validations grouped by abstract, each on another partition (per-role thresholds, "
+          "where tuned, by a nested grouped CV inside each training fold); test = trained on "
+          "all of dev. model-v2 rows learn from the union of both "
           "annotators' dev labels unless said otherwise. The rule weights were tuned on all of "
           "dev, so dev figures of rows using rules are optimistic; the test split is never used "
           "to choose anything.")
