@@ -146,8 +146,12 @@ def bench_set(name: str, path: Path, model_names: list[str], seeds: list[int],
     if "asreview-elas_u4" in results:
         ours = [r["wss95"] for r in results[DEFAULT_MODEL]]
         theirs = [r["wss95"] for r in results["asreview-elas_u4"]]
-        print(f"per seed WSS@95 {DEFAULT_MODEL} vs ASReview: "
-              + ", ".join(f"s{s}: {a:.3f}/{b:.3f}" for s, a, b in zip(seeds, ours, theirs)))
+        print(f"per seed, {DEFAULT_MODEL} / ASReview:")
+        for key, label, fmt in (("wss95", "WSS@95", ".3f"), ("recall10", "R@10%", ".3f"),
+                                ("atd", "ATD", ".1f"), ("time", "s/run", ".2f")):
+            pairs = zip(seeds, results[DEFAULT_MODEL], results["asreview-elas_u4"])
+            print(f"  {label:<7}" + ", ".join(f"s{s}: {a[key]:{fmt}}/{b[key]:{fmt}}"
+                                               for s, a, b in pairs))
         print(f"seed-mean WSS@95 ratio ours/ASReview: {np.mean(ours) / np.mean(theirs):.3f}")
     print(f"stopping rule (target 95 %, confidence 95 %) on {DEFAULT_MODEL} orders:")
     for seed, stop, recall in stops:
@@ -205,7 +209,8 @@ def bench_cold_start() -> None:
 
     on, off = texts("participation_studies.bib", True), texts("corpus_autism_research.bib", False)
     topic = load_topic(REPO / "config" / "topics" / "coproduction.yaml")
-    features, profile = text_features(on + off, topic_profile(topic, on + off))
+    features, profile = text_features(on + off, topic_profile(topic, on + off),
+                                      kind=get_model(DEFAULT_MODEL).features)
     scores = similarity_scores(features, profile)
     scores = scores / scores.max()
     print(f"\n== cold start, default topic ({len(on)} co-production records, {len(off)} "

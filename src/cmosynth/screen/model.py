@@ -1,6 +1,7 @@
 """Prioritisation: text features and the classifiers that rank records for screening.
 
-Records are turned into TF-IDF vectors of title + abstract once; a classifier is then
+Records are turned into TF-IDF vectors of title + abstract once (the default model
+appends the records' latent semantic topics, fitted without labels); a classifier is then
 retrained on the decisions known so far and scores every record by how likely it is to
 be included (certainty-based, "max" querying: the highest score is screened next).
 The comparison that chose the default model is in docs/screening.md (bench/screen.py).
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 #: The model used when the topic or command line names none (see docs/screening.md).
@@ -62,7 +65,15 @@ MODELS: dict[str, RankingModel] = {m.name: m for m in (
                  description="linear SVM (squared hinge), no balancing"),
     RankingModel("svm-balanced", "svm", {"C": 0.11}, "balanced", 9.8,
                  description="linear SVM, C=0.11, excluded records weighted down so that the "
-                             "included class weighs 9.8 times the excluded one"),
+                             "included class weighs 9.8 times the excluded one, on TF-IDF "
+                             "with 100 latent semantic topics of the records appended",
+                 features="bigrams+topics"),
+    RankingModel("svm-balanced-tfidf", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced on TF-IDF alone: ASReview LAB 3's default "
+                             "(ELAS u4) recipe"),
+    RankingModel("svm-balanced-shared-terms", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-tfidf on terms found in at least two records",
+                 features="shared-bigrams"),
     RankingModel("svm-balanced-words", "svm", {"C": 0.11}, "balanced", 9.8,
                  description="svm-balanced on single words without English stop words",
                  features="words"),
@@ -76,6 +87,19 @@ FEATURES: dict[str, tuple[str, dict]] = {
     "bigrams": ("TF-IDF of words and word bigrams of title + abstract, sublinear tf, terms "
                 "in more than 95 % of records dropped",
                 {"ngram_range": (1, 2), "sublinear_tf": True, "max_df": 0.95}),
+    # A term in a single record cannot link it to any other record, yet it takes a share
+    # of that record's length normalisation and lets the SVM fit the training records by
+    # their idiosyncrasies; most are one-off bigrams.
+    "shared-bigrams": ("TF-IDF of words and word bigrams of title + abstract found in at "
+                       "least two records, sublinear tf, terms in more than 95 % of "
+                       "records dropped",
+                       {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 2,
+                        "max_df": 0.95}),
+    "bigrams+topics": ("TF-IDF of words and word bigrams of title + abstract (as `bigrams`) "
+                       "with 100 latent semantic topics of the records (TruncatedSVD of "
+                       "that TF-IDF) appended at weight 0.5",
+                       {"ngram_range": (1, 2), "sublinear_tf": True, "max_df": 0.95,
+                        "lsa": {"components": 100, "weight": 0.5}}),
     "words": ("TF-IDF of single words of title + abstract, English stop words dropped",
               {"stop_words": "english"}),
 }
@@ -104,20 +128,48 @@ def text_features(texts: Sequence[str], extra: Iterable[str] = (), kind: str = "
     """TF-IDF matrix of `texts`, and of `extra` documents in the same vocabulary.
 
     The vocabulary and idf are fitted on the records themselves, as in ASReview; `extra`
-    (e.g. the topic profile for the cold start) is only projected into that space.
+    (e.g. the topic profile for the cold start) is only projected into that space. Kinds
+    with `lsa` settings append the records' latent semantic topics (below).
     """
     texts, extra = list(texts), list(extra)
-    # If the settings prune every term (tiny or near-identical texts), keep every word.
-    for settings in (FEATURES[kind][1], {"token_pattern": r"(?u)\b\w+\b"}):
-        vectorizer = TfidfVectorizer(dtype=np.float64, **settings)
+    settings = dict(FEATURES[kind][1])
+    lsa = settings.pop("lsa", None)
+    # If the settings prune every term (tiny, few or near-identical texts), keep every word.
+    for tfidf in (settings, {"token_pattern": r"(?u)\b\w+\b"}):
+        vectorizer = TfidfVectorizer(dtype=np.float64, **tfidf)
         try:
             matrix = vectorizer.fit_transform(texts)
         except ValueError:
             continue
         projected = (vectorizer.transform(extra) if extra
                      else sparse.csr_matrix((0, matrix.shape[1])))
+        if lsa:
+            matrix, projected = with_semantic_topics(matrix, projected, **lsa)
         return matrix.tocsr(), projected.tocsr()
     return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
+
+
+def with_semantic_topics(matrix: sparse.csr_matrix, extra: sparse.csr_matrix,
+                         components: int, weight: float
+                         ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """Append latent semantic analysis (TruncatedSVD of the records' own TF-IDF) to it.
+
+    Unsupervised and fitted on the records being screened (no labels), the topics let
+    the classifier rank a record that shares themes, not exact terms, with the includes
+    found so far. Each part is L2-normalised, the topics weighted by `weight`, and rows
+    L2-normalised again so dot products stay cosines. Seeded: runs repeat.
+    """
+    k = min(components, matrix.shape[0] - 1, matrix.shape[1] - 1)
+    if k < 1:
+        return matrix, extra
+    svd = TruncatedSVD(n_components=k, random_state=0).fit(matrix)
+    topics = weight * sparse.csr_matrix(normalize(svd.transform(matrix)))
+    records = normalize(sparse.hstack([matrix, topics]).tocsr())
+    # Extra documents (the cold-start topic profile: a query and short definitions) get
+    # no topics: their similarity to a record is then the TF-IDF cosine times a constant,
+    # so the cold-start ranking and its include threshold stay those of plain TF-IDF.
+    extra = sparse.hstack([extra, sparse.csr_matrix((extra.shape[0], k))]).tocsr()
+    return records, extra
 
 
 def sample_weights(model: RankingModel, labels: np.ndarray) -> np.ndarray | None:
