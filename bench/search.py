@@ -7,6 +7,7 @@ Prints the requests sent, the wall time, the bound (requests / 3 per s), their r
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.util
 import os
@@ -89,12 +90,17 @@ def parse_benchmark() -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-parse", action="store_true",
+                        help="harvest only; skip the (long) parse benchmark")
+    args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"shared data not found at {DATA}: the benchmark clones real PubMed "
                  "records from ../shared/data next to the repository")
     with tempfile.TemporaryDirectory(prefix="cmosynth-bench-search-") as tmp:
         harvest(Path(tmp))
-    parse_benchmark()
+    if not args.no_parse:
+        parse_benchmark()
 
 
 if __name__ == "__main__":
