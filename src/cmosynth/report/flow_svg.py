@@ -40,79 +40,67 @@ def _phase(y: int, height: int, label: str) -> str:
             f'transform="rotate(-90 {cx} {cy})">{escape(label)}</text>')
 
 
+def _row(y: int, main: list[str], side: list[str] | None, min_height: int = 0
+         ) -> tuple[list[str], int, int]:
+    """A flow step at height `y`: its box, and beside it the box of what left the flow,
+    joined by an arrow. Returns the SVG parts, the row's height and the main box's."""
+    svg, main_height = _box(_MAIN_X, y, _BOX_W, main, min_height=min_height)
+    parts, height = [svg], main_height
+    if side:
+        side_svg, side_height = _box(_SIDE_X, y, _SIDE_W, side)
+        middle = y + main_height / 2
+        parts += [side_svg, _arrow(_MAIN_X + _BOX_W, middle, _SIDE_X, middle)]
+        height = max(height, side_height)
+    return parts, height, main_height
+
+
 def render_flow_svg(counts: PrismaCounts, title: str = "") -> str:
     """SVG text of the flow diagram for `counts`."""
-    parts: list[str] = []
-    y = 50
-    parts.append(f'<rect x="{_MAIN_X}" y="{y}" width="{_SIDE_X + _SIDE_W - _MAIN_X}" height="30" '
-                 f'rx="4" fill="#ffc000"/><text x="{(_MAIN_X + _SIDE_X + _SIDE_W) / 2}" '
-                 f'y="{y + 20}" font-size="14" font-weight="bold" text-anchor="middle">'
-                 'Identification of new studies via databases</text>')
-    y += 50
-    ident_top = y
-    lines = [f"Records identified from databases (n = {counts.identified:,})"]
-    lines += [f"  {name} (n = {n:,})" for name, n in counts.database_results.items()]
-    svg, h_ident = _box(_MAIN_X, y, _BOX_W, lines)
-    parts.append(svg)
+    identified = [f"Records identified from databases (n = {counts.identified:,})"]
+    identified += [f"  {name} (n = {n:,})" for name, n in counts.database_results.items()]
     removed = ["Records removed before screening:",
                f"  Duplicate records linked (n = {counts.duplicates:,})",
                "  Marked as ineligible by automation",
                f"  tools (n = {counts.excluded_automatic_total:,})"]
     removed += [f"    {reason} (n = {n:,})" for reason, n in counts.excluded_automatic.items()]
     removed.append(f"  Removed for other reasons (n = {counts.excluded_other:,})")
-    svg, h_removed = _box(_SIDE_X, y, _SIDE_W, removed)
-    parts.append(svg)
-    parts.append(_arrow(_MAIN_X + _BOX_W, y + h_ident / 2, _SIDE_X, y + h_ident / 2))
-    y += max(h_ident, h_removed) + 40
-    parts.append(_arrow(_MAIN_X + _BOX_W // 2, ident_top + h_ident, _MAIN_X + _BOX_W // 2, y))
-    ident_bottom = y - 20
-
-    screen_top = y
-    svg, h = _box(_MAIN_X, y, _BOX_W, [f"Records screened (n = {counts.records_screened:,})"])
-    parts.append(svg)
     excluded = [f"Records excluded (n = {counts.records_excluded:,})"]
     excluded += [f"  by {who} (n = {n:,})" for who, n in counts.excluded_by.items()]
     if counts.awaiting_screening:
         excluded.append(f"Awaiting screening (n = {counts.awaiting_screening:,})")
-    svg, h_ex = _box(_SIDE_X, y, _SIDE_W, excluded)
-    parts.append(svg)
-    parts.append(_arrow(_MAIN_X + _BOX_W, y + h / 2, _SIDE_X, y + h / 2))
-    y += max(h, h_ex) + 40
-    parts.append(_arrow(_MAIN_X + _BOX_W // 2, screen_top + h, _MAIN_X + _BOX_W // 2, y))
-
-    svg, h = _box(_MAIN_X, y, _BOX_W, [f"Reports sought for retrieval (n = {counts.included:,})"])
-    parts.append(svg)
-    svg, _ = _box(_SIDE_X, y, _SIDE_W, ["Reports not retrieved (n = 0)"])
-    parts.append(svg)
-    parts.append(_arrow(_MAIN_X + _BOX_W, y + h / 2, _SIDE_X, y + h / 2))
-    y += h + 40
-    parts.append(_arrow(_MAIN_X + _BOX_W // 2, y - 40, _MAIN_X + _BOX_W // 2, y))
-    svg, h = _box(_MAIN_X, y, _BOX_W,
-                  [f"Reports assessed for eligibility (n = {counts.included:,})"])
-    parts.append(svg)
-    svg, _ = _box(_SIDE_X, y, _SIDE_W, ["Reports excluded (n = 0)",
-                                         "  (full texts are not assessed by cmosynth)"])
-    parts.append(svg)
-    parts.append(_arrow(_MAIN_X + _BOX_W, y + h / 2, _SIDE_X, y + h / 2))
-    y += h + 40
-    screen_bottom = y - 20
-    parts.append(_arrow(_MAIN_X + _BOX_W // 2, y - 40, _MAIN_X + _BOX_W // 2, y))
-
-    included_top = y
-    # Tall enough for the rotated "Included" label of its phase bar.
-    svg, h = _box(_MAIN_X, y, _BOX_W, [f"Studies included in review (n = {counts.included:,})",
-                                       f"Reports of included studies (n = {counts.included:,})"],
-                  min_height=80)
-    parts.append(svg)
-    y += h + 20
-
-    parts.append(_phase(ident_top, ident_bottom - ident_top, "Identification"))
-    parts.append(_phase(screen_top, screen_bottom - screen_top, "Screening"))
-    parts.append(_phase(included_top, h, "Included"))
+    # (phase, main box, side box, minimum height): the PRISMA 2020 steps for databases.
+    # The last box is tall enough for the rotated "Included" label of its phase bar.
+    steps = [
+        ("Identification", identified, removed, 0),
+        ("Screening", [f"Records screened (n = {counts.records_screened:,})"], excluded, 0),
+        ("Screening", [f"Reports sought for retrieval (n = {counts.included:,})"],
+         ["Reports not retrieved (n = 0)"], 0),
+        ("Screening", [f"Reports assessed for eligibility (n = {counts.included:,})"],
+         ["Reports excluded (n = 0)", "  (full texts are not assessed by cmosynth)"], 0),
+        ("Included", [f"Studies included in review (n = {counts.included:,})",
+                      f"Reports of included studies (n = {counts.included:,})"], None, 80),
+    ]
+    parts = [f'<rect x="{_MAIN_X}" y="50" width="{_SIDE_X + _SIDE_W - _MAIN_X}" height="30" '
+             f'rx="4" fill="#ffc000"/><text x="{(_MAIN_X + _SIDE_X + _SIDE_W) / 2}" y="70" '
+             'font-size="14" font-weight="bold" text-anchor="middle">'
+             'Identification of new studies via databases</text>']
+    phases: dict[str, list[float]] = {}
+    y, main_bottom = 100, None
+    for phase, main, side, min_height in steps:
+        if main_bottom is not None:
+            parts.append(_arrow(_MAIN_X + _BOX_W // 2, main_bottom, _MAIN_X + _BOX_W // 2, y))
+        row, height, main_height = _row(y, main, side, min_height)
+        parts += row
+        main_bottom = y + main_height
+        span = phases.setdefault(phase, [y, y + height])
+        span[1] = y + height
+        y += height + 40
+    parts += [_phase(int(top), int(bottom - top), phase) for phase, (top, bottom) in phases.items()]
+    height = y - 20
     heading = (f'<text x="{_WIDTH / 2}" y="28" font-size="15" text-anchor="middle">'
                f'{escape(title)}</text>') if title else ""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{y}" '
-            f'viewBox="0 0 {_WIDTH} {y}" font-family="Helvetica, Arial, sans-serif" '
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
+            f'viewBox="0 0 {_WIDTH} {height}" font-family="Helvetica, Arial, sans-serif" '
             'role="img" aria-label="PRISMA 2020 flow diagram">'
             '<defs><marker id="arrow" markerWidth="10" markerHeight="8" refX="9" refY="4" '
             'orient="auto"><path d="M0,0 L10,4 L0,8 z" fill="#333"/></marker></defs>'
