@@ -31,6 +31,9 @@ def only_record(*parts: str) -> dict:
 
 
 def real_pubmed_files() -> list[Path]:
+    """Every real PubMed XML file of ../shared/data; skips the test when there is none."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not available under {SHARED_DATA} (set CMOSYNTH_SHARED_DATA)")
     patterns = ["medline/**/*.xml", "medline/**/*.xml.gz", "eutils/biopython/pubmed*.xml",
                 "eutils/ncbi_eutils_json_samples/efetch.*.xml",
                 "eutils/biocommons_eutils/bodies/efetch_pubmed_*.xml"]
@@ -263,10 +266,7 @@ def test_missing_file_is_an_input_error(tmp_path):
 # --------------------------------------------------------------------------- whole real corpus
 
 def test_every_real_file_parses_and_counts_agree():
-    files = real_pubmed_files()
-    if not files:
-        pytest.skip(f"shared data not available under {SHARED_DATA}")
-    for path in files:
+    for path in real_pubmed_files():
         records = list(parse_pubmed_xml(path))
         assert count_articles(path) == len(records), path
         for record in records:
