@@ -135,3 +135,33 @@ def test_machine_made_screening_is_said_plainly(topic_dir, tmp_path):
     assert html.count("Screening was machine-made") == 1
     assert "no reviewer decisions." in html
     assert "The stopping rule was not applied." in html
+
+
+def write_run(topic_dir: Path, name: str, maxdate: str, pmids: list[str]) -> None:
+    run = topic_dir / "search" / name
+    write_records(run / "records.jsonl", [new_record("pubmed", pmid=p, title=f"Record {p}")
+                                          for p in pmids])
+    (run / "search_log.json").write_text(json.dumps({
+        "database": "PubMed", "query": "coproduction[tiab]", "query_hash": "abc",
+        "window": {"mindate": "2020-01-01", "maxdate": maxdate}, "count": len(pmids),
+        "records_retrieved": len(pmids), "slices": [], "finished": "2026-01-01T00:00:00"}))
+
+
+def test_an_update_run_is_reported_as_what_is_new(topic_dir, tmp_path):
+    write_run(topic_dir, "2020-01-01_2021-12-31_abc", "2021-12-31", ["1", "2", "3", "4"])
+    write_run(topic_dir, "2021-12-31_2022-06-30_abc", "2022-06-30", ["4", "5"])
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(tmp_path / "missing.yaml"), "search": {"imports": []}}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    new_section = html.split("What is new in this update")[1].split("<h2>")[0]
+    assert "2021-12-31_2022-06-30_abc" in new_section
+    assert "found 1\nrecord that earlier runs had not" in new_section  # PMID 5, not 4
+    assert "Knowledge mobilisation with patients" in new_section  # PMID 5 was included
+
+
+def test_a_first_run_has_no_update_section(topic_dir, tmp_path):
+    write_run(topic_dir, "2020-01-01_2021-12-31_abc", "2021-12-31", ["1", "2", "3", "4", "5"])
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(tmp_path / "missing.yaml"), "search": {"imports": []}}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "What is new in this update" not in html

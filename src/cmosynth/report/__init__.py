@@ -94,6 +94,29 @@ def _search_runs(topic_dir: Path) -> list[dict]:
     return runs
 
 
+def _new_in_latest_run(topic_dir: Path, included: list[dict]) -> dict | None:
+    """What the latest search run added to a living review: records whose PMID no earlier
+    run of the same query retrieved, and which of them were included. None for a first run."""
+    runs = []
+    for log_path in (topic_dir / "search").glob("*/search_log.json"):
+        entry = json.loads(log_path.read_text("utf-8"))
+        runs.append((entry["window"]["maxdate"], entry.get("query_hash"), log_path.parent))
+    if len(runs) < 2:
+        return None
+    runs.sort(key=lambda run: (run[0], run[2].name))
+    latest_end, query_hash, latest = runs[-1]
+    earlier = [folder for _, qhash, folder in runs[:-1] if qhash == query_hash]
+    if not earlier:
+        return None
+    seen = {r["pmid"] for folder in earlier for r in read_records(folder / "records.jsonl")}
+    new = {r["pmid"] for r in read_records(latest / "records.jsonl")} - seen
+    included_new = sorted((r for r in included if r.get("pmid") in new),
+                          key=lambda r: r["record_id"])
+    return {"run": latest.name, "until": latest_end, "new_records": len(new),
+            "included": [{"title": r.get("title") or "", "cite": _cite(r, r["record_id"])}
+                         for r in included_new]}
+
+
 def _screen_summary(topic_dir: Path) -> dict:
     """What the report says about screening, from screen/summary.json."""
     path = topic_dir / "screen" / "summary.json"
@@ -166,6 +189,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "topic": topic, "version": __version__, "topic_file": topic.get("_path", ""),
         "counts": counts, "flow_svg": flow_svg,
         "search_runs": _search_runs(topic_dir),
+        "new_in_latest_run": _new_in_latest_run(topic_dir, included),
         "imports": [Path(p).name for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
         "codebook_path": topic["codebook"],
