@@ -21,7 +21,8 @@ from cmosynth.extract.codebook import Codebook, load_codebook
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
-from cmosynth.report.prisma import PrismaCounts, prisma_counts, write_counts_json, write_prisma_csv
+from cmosynth.report.prisma import (PrismaCounts, prisma_counts, read_search_logs,
+                                    write_counts_json, write_prisma_csv)
 from cmosynth.report.workbook import write_review_workbook
 
 log = logging.getLogger("cmosynth.report")
@@ -75,11 +76,10 @@ def _read_csv(path: Path) -> list[dict]:
 
 def _search_runs(topic_dir: Path) -> list[dict]:
     runs = []
-    for log_path in sorted((topic_dir / "search").glob("*/search_log.json")):
-        entry = json.loads(log_path.read_text("utf-8"))
+    for folder, entry in read_search_logs(topic_dir):
         window = entry.get("window") or {}
         runs.append({
-            "name": log_path.parent.name,
+            "name": folder.name,
             "database": entry.get("database", "PubMed"),
             "query": entry.get("query", ""),
             "query_translation": entry.get("query_translation", ""),
@@ -97,10 +97,8 @@ def _search_runs(topic_dir: Path) -> list[dict]:
 def _new_in_latest_run(topic_dir: Path, included: list[dict]) -> dict | None:
     """What the latest search run added to a living review: records whose PMID no earlier
     run of the same query retrieved, and which of them were included. None for a first run."""
-    runs = []
-    for log_path in (topic_dir / "search").glob("*/search_log.json"):
-        entry = json.loads(log_path.read_text("utf-8"))
-        runs.append((entry["window"]["maxdate"], entry.get("query_hash"), log_path.parent))
+    runs = [(entry["window"]["maxdate"], entry.get("query_hash"), folder)
+            for folder, entry in read_search_logs(topic_dir)]
     if len(runs) < 2:
         return None
     runs.sort(key=lambda run: (run[0], run[2].name))

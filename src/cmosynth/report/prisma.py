@@ -53,6 +53,12 @@ def database_label(source: str) -> str:
     return _SOURCE_NAMES.get(source, source)
 
 
+def read_search_logs(topic_dir: Path) -> list[tuple[Path, dict]]:
+    """(run folder, search log) of every completed search run, in folder-name order."""
+    return [(path.parent, json.loads(path.read_text("utf-8")))
+            for path in sorted((topic_dir / "search").glob("*/search_log.json"))]
+
+
 def count_identified(dedup_records: Path) -> tuple[dict[str, int], int]:
     """Records identified per database, and duplicates linked, from dedup/records.jsonl."""
     per_source: Counter[str] = Counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cmosynth.files import atomic_write
-from cmosynth.report.prisma import PrismaCounts, prisma_csv_rows
+from cmosynth.report.prisma import PrismaCounts, prisma_csv_rows, read_search_logs
 
 # (sheet name, file under the topic folder); absent files are skipped.
 _TABLES = (
@@ -23,9 +23,8 @@ _TABLES = (
 
 def _search_log_frame(topic_dir: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted((topic_dir / "search").glob("*/search_log.json")):
-        entry = json.loads(path.read_text("utf-8"))
-        rows.append({"run": path.parent.name,
+    for folder, entry in read_search_logs(topic_dir):
+        rows.append({"run": folder.name,
                      **{k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
                         for k, v in entry.items()}})
     return pd.DataFrame(rows)
