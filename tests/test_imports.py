@@ -220,6 +220,23 @@ def test_pubmed_csv_export_splits_comma_separated_authors(tmp_path):
     assert record["record_id"] == "pmid:31234567"
 
 
+def test_scopus_csv_splits_authors_with_dotted_initials(tmp_path):
+    path = tmp_path / "scopus.csv"
+    path.write_text("Authors,Author(s) ID,Title,Year,Source title,Volume,Issue,Page start,"
+                    "Page end,DOI,Abstract,EID\n"
+                    "\"Doe A.B., Roe S., Martin J.-P., NHS England\",1;2;3,Co-design in care,2021,"
+                    "Health Expectations,24,3,100,110,10.1111/hex.1,Abstract.,2-s2.0-1\n",
+                    encoding="utf-8")
+    (record,) = read_all(path)
+    # A name that is not "surname initials" keeps the whole field as one author.
+    assert record["authors"] == ["Doe A.B., Roe S., Martin J.-P., NHS England"]
+    path.write_text(path.read_text("utf-8").replace(", NHS England", ""), encoding="utf-8")
+    (record,) = read_all(path)
+    assert record["authors"] == ["Doe A.B.", "Roe S.", "Martin J.-P."]
+    assert record["journal"] == "Health Expectations" and record["doi"] == "10.1111/hex.1"
+    assert record["pages"] == "100-110" and record["source_id"] == "2-s2.0-1"
+
+
 def test_semicolon_csv_in_windows_encoding_reads_names_and_quotes():
     first, second = read_all(IMPORTS / "semicolon_cp1252.csv")
     assert first["title"] == "Patients’ voices in co-designed services – a scoping review"

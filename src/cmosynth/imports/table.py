@@ -33,6 +33,9 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vl"),
     "issue": ("number", "issue", "is"),
     "pages": ("pages", "page", "page range"),
+    "page_start": ("page start", "start page", "sp"),   # Scopus, Web of Science
+    "page_end": ("page end", "end page", "ep"),
+    "article_number": ("art. no.", "article number", "ar"),
     "doi": ("doi", "do"),
     "pmid": ("pmid", "pubmed id", "pubmed"),
     "pmcid": ("pmcid", "pmc id"),
@@ -101,10 +104,18 @@ def record_from_row(row: dict[str, str], columns: dict[str, str], number: int,
         pub_date=cell("year"),
         volume=_integer_text(cell("volume")),
         issue=_integer_text(cell("issue")),
-        pages=cell("pages"),
+        pages=cell("pages") or _page_range(cell("page_start"), cell("page_end"))
+        or cell("article_number"),
         keywords=split_keywords(cell("keywords")),
         language=cell("language"),
     )
+
+
+def _page_range(start: str | None, end: str | None) -> str | None:
+    """"100" and "110" -> "100-110" (Scopus and Web of Science give the two apart)."""
+    if start and end and start != end:
+        return f"{start}-{end}"
+    return start or end
 
 
 def _integer_text(value: str | None) -> str | None:

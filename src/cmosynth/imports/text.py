@@ -31,7 +31,8 @@ _ACCESSION_PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,8})$", re.IGNORECASE)
 _OWN_ACCESSION = re.compile(r"embase|psyc|cinahl|cochrane|central|scopus|web of science",
                             re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+")
-_LAST_INITIALS = re.compile(r"^\S.* [A-Z]{1,3}$")
+#: "Doe AB" (PubMed) or "Doe A.B." / "Smith J.-P." (Scopus): a surname, then initials only.
+_LAST_INITIALS = re.compile(r"^\S.* (?:[A-Z]{1,3}|(?:[A-Z]\.-?){1,4})$")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -134,7 +135,7 @@ def _number(match: re.Match | None) -> str | None:
 def split_authors(value: object) -> list[str]:
     """Authors of one field separated by `;`; by ` and ` between `Last, First` names
     (BibTeX style), so that `Health and Care Board` stays one corporate author; or by
-    `,` between `Last AB` names (PubMed's CSV)."""
+    `,` between `Last AB` names (PubMed's CSV) or `Last A.B.` names (Scopus's CSV)."""
     text = clean(value)
     if not text:
         return []
