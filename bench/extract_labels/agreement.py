@@ -1,8 +1,9 @@
 """Inter-annotator agreement on the sentence-role set.
 
 Compares the first annotation (abstracts.jsonl) with the independent second annotation
-(abstracts_second.jsonl). It checks that both files hold the same abstracts and the same
-sentences in the same order, then prints, per split (dev, test, all) and per role
+(abstracts_second.jsonl) on the abstracts both hold (the first batch of 61: later batches
+were labelled once). It checks that those abstracts have the same sentences in the same
+order, then prints, per split (dev, test, all) and per role
 (context, mechanism, outcome), precision, recall and F1 of annotator 2 against
 annotator 1, Cohen's kappa, and the macro F1 over the three roles.
 
@@ -33,6 +34,8 @@ def load(path: Path) -> list[dict]:
 def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, set, set]]:
     """(split, roles_1, roles_2) per sentence; exits if the two files do not align."""
     problems: list[str] = []
+    twice = {d["id"] for d in second}
+    first = [d for d in first if d["id"] in twice]
     if [d["id"] for d in first] != [d["id"] for d in second]:
         problems.append("abstract ids differ or are in a different order")
     pairs: list[tuple[str, set, set]] = []

@@ -41,6 +41,7 @@ ABSTRACT_SCHEMA = {
         "id": {"type": "string", "pattern": r"^(bib:\S+|pmid:[0-9]+)$"},
         "source": {"type": "string", "pattern": r"^(corpus_autism_research\.bib|medline/\S+)$"},
         "split": {"enum": list(SPLITS)},
+        "annotator": {"type": "string", "minLength": 1},
         "title": {"type": "string", "minLength": 1},
         "sentences": {
             "type": "array",

@@ -573,18 +573,22 @@ def labelled_examples(path: str | Path, codebook: Codebook, split: str
 
 
 def union_labels(path: str | Path, split: str, first: list[list[set[str]]]) -> list[list[set[str]]]:
-    """The first labels joined with the second annotator's (same sentences, same order),
-    or the first alone when the second file is absent."""
+    """The first labels (in file order) joined with the second annotator's where an
+    abstract was labelled twice (same sentences), the first alone elsewhere."""
     second_path = Path(path).with_name(SECOND_LABELS_NAME)
-    if not second_path.exists():
-        return first
-    second = [[set(s["roles"]) for s in a["sentences"]] for a in read_jsonl(second_path)
-              if a.get("split") == split]
-    if [len(g) for g in second] != [len(g) for g in first]:
-        log.warning("%s does not hold the same sentences; training on the first labels only",
-                    second_path)
-        return first
-    return [[a | b for a, b in zip(g1, g2)] for g1, g2 in zip(first, second)]
+    ids = [a["id"] for a in read_jsonl(path) if a.get("split") == split]
+    second = {a["id"]: [set(s["roles"]) for s in a["sentences"]]
+              for a in read_jsonl(second_path) if a.get("split") == split} \
+        if second_path.exists() else {}
+    joined = []
+    for identifier, roles in zip(ids, first):
+        other = second.get(identifier)
+        if other is not None and len(other) != len(roles):
+            log.warning("%s: %s has other sentences; using the first labels for it",
+                        second_path, identifier)
+            other = None
+        joined.append([a | b for a, b in zip(roles, other)] if other else roles)
+    return joined
 
 
 class RoleCoder:
