@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO, shared_path
 from cmosynth.cli import main
 from cmosynth.errors import ConfigError
-from cmosynth.extract import CMO_COLUMNS, extract_file, extract_records
+from cmosynth.extract import CMO_COLUMNS, SENTENCE_COLUMNS, extract_file, extract_records
 from cmosynth.extract.codebook import ROLES, load_codebook
 from cmosynth.extract.link import best_theory, clause_spans
 from cmosynth.extract.sentences import ABBREVIATIONS, record_sentences, split_sentences
@@ -65,6 +65,24 @@ def test_structured_abstract_labels_become_sections_and_stay_out_of_sentences(me
                 assert sentence.category == nlm[sentence.label]     # drives the role priors
             assert not any(sentence.text.startswith(f"{label}:") for label in labels)
             assert sentence.text in record["abstract"]
+
+
+def test_headings_without_colons_glued_or_after_abstract_become_sections():
+    record = new_record("test", source_id="1", title="T", abstract=(
+        "Abstract BackgroundThere is little evidence on trust.MethodsThis study used "
+        "interviews. Results and discussion Partners valued dialogue. CONCLUSIONS Trust "
+        "matters. Design Thinking workshops were run."))
+    got = [(s.label, s.text) for s in record_sentences(record) if s.section != "title"]
+    assert got == [("Background", "There is little evidence on trust."),
+                   ("Methods", "This study used interviews."),
+                   ("Results and discussion", "Partners valued dialogue."),
+                   ("CONCLUSIONS", "Trust matters."),
+                   ("Design", "Thinking workshops were run.")]   # a closed list has limits
+    plain = new_record("test", source_id="2", title="T", abstract=(
+        "Abstract Results were mixed. Methods matter in this field. Background noise rose."))
+    assert [(s.label, s.text) for s in record_sentences(plain) if s.section != "title"] == [
+        (None, "Results were mixed."), (None, "Methods matter in this field."),
+        (None, "Background noise rose.")]
 
 
 def test_abbreviations_and_decimals_never_end_a_sentence(corpus_records, medline_records):
@@ -226,6 +244,39 @@ def test_extract_file_without_codebook_uses_the_default_topic_codebook(tmp_path)
     assert row["section"] == "abstract:RESULTS"
     assert "mech_trust" in row["mechanism"] and "out_communication" in row["outcome"]
     assert row["theory_id"] == "PT1"
+
+
+def test_sentence_table_lists_every_sentence_with_its_roles_and_offsets(tmp_path):
+    title = "Co-producing a clinic"
+    abstract = ("BACKGROUND: Services for autistic adults are fragmented and waiting lists "
+                "are long. METHODS: We interviewed 20 staff. RESULTS: Protected time for "
+                "joint meetings built trust, which led to better communication between the "
+                "organisations.")
+    write_jsonl(tmp_path / "in.jsonl", [new_record("test", source_id="1", title=title,
+                                                   abstract=abstract)])
+    table = tmp_path / "sentences.csv"
+    assert main(["extract", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "cmo.csv"),
+                 "--sentences", str(table)]) == 0
+    with table.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == SENTENCE_COLUMNS
+        rows = list(reader)
+    assert [r["sentence"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["section"] for r in rows] == ["title", "abstract:BACKGROUND", "abstract:METHODS",
+                                            "abstract:RESULTS"]
+    for row in rows:
+        source = title if row["section"] == "title" else abstract
+        assert source[int(row["start"]):int(row["end"])] == row["text"]
+        for role in ROLES:
+            given = role in row["roles"].split(";")
+            assert bool(row[f"{role}_confidence"]) == given
+    assert rows[2]["roles"] == ""                     # a method sentence carries no role
+    assert {"mechanism", "outcome"} <= set(rows[3]["roles"].split(";"))
+    assert "mech_trust" in rows[3]["concepts"].split(";")
+    first = table.read_bytes()
+    assert main(["extract", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "cmo.csv"),
+                 "--sentences", str(table)]) == 0
+    assert table.read_bytes() == first
 
 
 def test_embeddings_code_sentences_without_cue_phrases(codebook):

@@ -30,6 +30,29 @@ _WORD_BEFORE = re.compile(r"(\S+?)[.!?]+[\"'”’)\]]*$")
 #: capitals (BACKGROUND, AIMS AND OBJECTIVES, PATIENT OR PUBLIC CONTRIBUTION).
 _LABEL = re.compile(r"(?:^|(?<=\n)|(?<=[.!?]\s))\s*([A-Z][A-Z0-9 ,&/()\-]{2,60}?):\s+")
 
+#: Headings of structured abstracts as publishers print them without a colon, in title
+#: case or capitals, often glued to the text ("BackgroundThere is", "health.MethodsThis"):
+#: a closed list, longest first, since a free pattern would cut ordinary sentences.
+_HEADINGS = sorted((
+    "Background", "Introduction", "Context", "Rationale", "Objective", "Objectives", "Aim",
+    "Aims", "Aims and objectives", "Purpose", "Methods", "Method", "Materials and methods",
+    "Methods and analysis", "Methods and procedures", "Methods and procedure", "Design",
+    "Design, setting, and participants", "Setting", "Participants", "Interventions",
+    "Exposures", "Main outcomes and measures", "Results", "Findings", "Results and discussion",
+    "Discussion", "Conclusion", "Conclusions", "Conclusions and relevance", "Implications",
+    "Limitations", "Importance", "Outcomes and results", "Ethics and dissemination", "Interpretation", "Lay abstract", "Lay summary",
+    "Scientific abstract", "Trial registration", "Funding", "Keywords",
+    "Patient or public contribution",
+), key=len, reverse=True)
+#: A heading at the start of the text or right after a sentence end, optionally after
+#: "Abstract", then a capital or digit opening the first sentence (with or without space).
+_HEADING = re.compile(
+    r"(?:^|(?<=[.!?])|(?<=[.!?]\s))\s*(?:Abstract\s*)?((?=[A-Z])(?i:"
+    + "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in _HEADINGS)
+    + r"))(?::\s*|\s*(?=[A-Z0-9]))")
+#: "Abstract" alone before the text: a heading of nothing.
+_ABSTRACT_WORD = re.compile(r"^\s*Abstract(?::\s*|\s+(?=[A-Z]))")
+
 #: Map structured-abstract labels to NLM categories, for the role priors.
 _CATEGORY_WORDS = (
     ("BACKGROUND", ("BACKGROUND", "INTRODUCTION", "CONTEXT", "RATIONALE", "PROBLEM")),
@@ -121,6 +144,11 @@ def labelled_blocks(text: str, labels: list[str] | None = None) -> list[tuple[st
     "Patient or Public Contribution:" be found too; capitalised labels are always found.
     """
     markers = [(m.start(), m.end(), m.group(1).strip()) for m in _LABEL.finditer(text)]
+    for m in _HEADING.finditer(text):
+        if not any(a <= m.start(1) < b for a, b, _ in markers):
+            markers.append((m.start(), m.end(), re.sub(r"\s+", " ", m.group(1))))
+    if not markers and (word := _ABSTRACT_WORD.match(text)):
+        markers.append((word.start(), word.end(), None))
     for label in labels or ():
         for m in re.finditer(rf"(?:^|(?<=\s)){re.escape(label)}:\s+", text):
             if not any(a <= m.start() < b for a, b, _ in markers):
