@@ -65,6 +65,9 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert included, "the machine-made screening includes the on-topic records"
 
     by_id = {r["record_id"]: r for r in included}
+    sentences = read_csv(topic_dir / "extract" / "sentences.csv")
+    assert {row["record_id"] for row in sentences} == set(by_id)
+    assert any(row["roles"] for row in sentences) and any(not row["roles"] for row in sentences)
     for row in read_csv(topic_dir / "extract" / "cmo.csv"):
         source = by_id[row["record_id"]]
         text = f"{source['title']} {source.get('abstract') or ''}"

@@ -161,6 +161,9 @@ def _add_extract(sub) -> None:
                    help="codebook YAML (default: config/codebooks/coproduction.yaml of this "
                         "checkout, the default topic's)")
     p.add_argument("-o", "--output", type=Path, required=True, help="CMO table CSV")
+    p.add_argument("--sentences", type=Path, default=None,
+                   help="also write every sentence with the roles it was given and their "
+                        "confidences (CSV): the coding audit trail")
     p.add_argument("--full-text", type=Path, default=None,
                    help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
     p.add_argument("--embeddings", action="store_true",
@@ -176,7 +179,8 @@ def _run_extract(args) -> int:
     from cmosynth.extract import extract_file
 
     extract_file(args.input, output=args.output, codebook=args.codebook,
-                 full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm)
+                 full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm,
+                 sentences=args.sentences)
     return 0
 
 

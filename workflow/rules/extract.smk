@@ -30,6 +30,7 @@ rule extract_cmo:
         fulltext=topic_full_text_manifest,
     output:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
+        sentences=f"{OUT}/{{topic}}/extract/sentences.csv",
     log:
         f"{OUT}/{{topic}}/logs/extract_cmo.log",
     benchmark:
@@ -40,4 +41,4 @@ rule extract_cmo:
         "../envs/cmosynth.yaml"
     shell:
         "cmosynth extract {input.records} --codebook {input.codebook} {params.options} "
-        "-o {output.cmo} 2> {log}"
+        "-o {output.cmo} --sentences {output.sentences} 2> {log}"
