@@ -158,8 +158,9 @@ def main() -> None:
     shippable = [a for a in results if a not in OPTIONAL_ROWS]
     best_dev = max(shippable, key=lambda a: macro_f1(results[a]["dev"]))
     best_any = max(results, key=lambda a: macro_f1(results[a]["dev"]))
-    print(f"gold = abstracts.jsonl (each abstract's first labelling). Model rows: dev = mean of {REPEATS} "
-          "5-fold cross-validations grouped by abstract, each on another partition (per-role thresholds, "
+    print(f"gold = abstracts.jsonl (each abstract's first labelling). Model rows: dev = mean "
+          f"of {REPEATS} 5-fold cross-validations grouped by abstract, each on another "
+          "partition (per-role thresholds, "
           "where tuned, by a nested grouped CV inside each training fold); test = trained on "
           "all of dev. model rows learn from the union of both "
           "annotators' dev labels unless said otherwise. The rule weights were tuned on all of "

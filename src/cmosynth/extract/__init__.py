@@ -229,11 +229,6 @@ def _row_order(row: dict) -> tuple:
             tuple(row[c] for c in CMO_COLUMNS[5:]))
 
 
-def write_cmo_table(path: str | Path, rows: list[dict]) -> None:
-    """Write the CMO table atomically: UTF-8, header first, Unix line ends."""
-    write_table(path, CMO_COLUMNS, rows)
-
-
 def write_table(path: str | Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     """Write a table atomically: UTF-8, header first, Unix line ends."""
     with atomic_write(path, newline="") as handle:

@@ -6,13 +6,14 @@ results and conclusions often do), causal and conditional language ("enabled",
 "led to", "through", "when", "among") and aim or method phrasing. Rules weigh that
 evidence (`rules-v1`). The shipped coder (`model-v3`) is a logistic regression per role
 over the sentence's word and character n-grams, that evidence (as pseudo-words) and its
-place in the abstract, its probabilities blended with the rules', trained at run time, deterministically, on the dev split of the
-project's labelled sentences (140 abstracts; where an abstract was labelled twice, a role
-either annotator gave counts). bench/extract.py compares every approach and ablation: dev
-by grouped cross-validation (the only figures used to choose), test for the final
-figures. On abstracts not tuned on it reaches macro F1 ~0.41 (~0.47 on the abstracts
-picked for being about services and involvement), short of the 0.60 aimed for; optional
-sentence embeddings (topic `extract.embeddings`) add features and about 0.03.
+place in the abstract, its probabilities blended with the rules'. It is trained at run
+time, deterministically, on the dev split of the project's labelled sentences (140
+abstracts; where an abstract was labelled twice, a role either annotator gave counts).
+bench/extract.py compares every approach and ablation: dev by grouped cross-validation
+(the only figures used to choose), test for the final figures. On abstracts not tuned
+on it reaches macro F1 ~0.42 (~0.52 on the abstracts picked for being about services
+and involvement), short of the 0.60 aimed for; optional sentence embeddings (topic
+`extract.embeddings`) add features and a few points.
 """
 
 from __future__ import annotations

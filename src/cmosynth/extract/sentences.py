@@ -40,9 +40,9 @@ _HEADINGS = sorted((
     "Design, setting, and participants", "Setting", "Participants", "Interventions",
     "Exposures", "Main outcomes and measures", "Results", "Findings", "Results and discussion",
     "Discussion", "Conclusion", "Conclusions", "Conclusions and relevance", "Implications",
-    "Limitations", "Importance", "Outcomes and results", "Ethics and dissemination", "Interpretation", "Lay abstract", "Lay summary",
-    "Scientific abstract", "Trial registration", "Funding", "Keywords",
-    "Patient or public contribution",
+    "Limitations", "Importance", "Outcomes and results", "Ethics and dissemination",
+    "Interpretation", "Lay abstract", "Lay summary", "Scientific abstract",
+    "Trial registration", "Funding", "Keywords", "Patient or public contribution",
 ), key=len, reverse=True)
 #: A heading at the start of the text or right after a sentence end, optionally after
 #: "Abstract", then a capital or digit opening the first sentence (with or without space).
