@@ -551,8 +551,8 @@ LABEL_SOURCES = ("first", "union")
 # --- the shipped coder ------------------------------------------------------------------
 #: The approach the extractor ships with (chosen on the dev split; see bench/extract.py).
 DEFAULT_APPROACH = "model-v3"
-#: The project's labelled sentences (bench/extract_labels), in a source checkout: the
-#: first annotator's and an independent second annotator's labels of the same sentences.
+#: The project's labelled sentences (bench/extract_labels), in a source checkout, and the
+#: independent second labelling of the first 61 abstracts beside them.
 LABELS_PATH = Path(__file__).resolve().parents[3] / "bench" / "extract_labels" / "abstracts.jsonl"
 SECOND_LABELS_NAME = "abstracts_second.jsonl"
 
