@@ -1,9 +1,10 @@
 """Inter-annotator agreement on the sentence-role set.
 
 Compares the first annotation (abstracts.jsonl) with the independent second annotation
-(abstracts_second.jsonl) on the abstracts both hold (the first batch of 61: later batches
-were labelled once). It checks that those abstracts have the same sentences in the same
-order, then prints, per split (dev, test, all) and per role
+(abstracts_second.jsonl) on the abstracts both hold: all 61 of the first batch, and the 50
+test abstracts of the second batch (its dev abstracts were labelled once). It checks that
+those abstracts have the same sentences in the same order, then prints, per batch and
+split and per role
 (context, mechanism, outcome), precision, recall and F1 of annotator 2 against
 annotator 1, Cohen's kappa, and the macro F1 over the three roles.
 
@@ -23,7 +24,8 @@ from sklearn.metrics import cohen_kappa_score
 
 HERE = Path(__file__).resolve().parent
 ROLES = ("context", "mechanism", "outcome")
-SPLITS = ("dev", "test", "all")
+#: (batch, split) groups to report; "all" joins both splits of the batch.
+GROUPS = (("batch1", "dev"), ("batch1", "test"), ("batch1", "all"), ("batch2", "test"))
 
 
 def load(path: Path) -> list[dict]:
@@ -31,14 +33,14 @@ def load(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, set, set]]:
-    """(split, roles_1, roles_2) per sentence; exits if the two files do not align."""
+def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, str, set, set]]:
+    """(batch, split, roles_1, roles_2) per sentence; exits if the two files do not align."""
     problems: list[str] = []
     twice = {d["id"] for d in second}
     first = [d for d in first if d["id"] in twice]
     if [d["id"] for d in first] != [d["id"] for d in second]:
         problems.append("abstract ids differ or are in a different order")
-    pairs: list[tuple[str, set, set]] = []
+    pairs: list[tuple[str, str, set, set]] = []
     for a, b in zip(first, second):
         if a["id"] != b["id"]:
             continue
@@ -52,7 +54,8 @@ def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, s
             if x["text"] != y["text"] or x.get("section") != y.get("section"):
                 problems.append(f"{a['id']} sentence {i}: text or section differs")
                 continue
-            pairs.append((a["split"], set(x["roles"]), set(y["roles"])))
+            batch = a.get("annotator", "batch1").partition("-")[0]
+            pairs.append((batch, a["split"], set(x["roles"]), set(y["roles"])))
     if problems:
         print("The two annotation files do not have the same sentences:", file=sys.stderr)
         for p in problems:
@@ -61,9 +64,9 @@ def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, s
     return pairs
 
 
-def scores(pairs: list[tuple[str, set, set]], role: str) -> dict:
-    y1 = [int(role in r1) for _, r1, _ in pairs]
-    y2 = [int(role in r2) for _, _, r2 in pairs]
+def scores(pairs: list[tuple[str, str, set, set]], role: str) -> dict:
+    y1 = [int(role in r1) for *_, r1, _ in pairs]
+    y2 = [int(role in r2) for *_, r2 in pairs]
     tp = sum(a and b for a, b in zip(y1, y2))
     fp = sum(b and not a for a, b in zip(y1, y2))
     fn = sum(a and not b for a, b in zip(y1, y2))
@@ -80,11 +83,14 @@ def main(argv: list[str]) -> int:
     pairs = paired_sentences(load(first_path), load(second_path))
     print(f"annotator 1: {first_path.name}   annotator 2: {second_path.name}")
     print("P/R/F1 of annotator 2 against annotator 1; kappa = Cohen's kappa per role\n")
-    for split in SPLITS:
-        sub = [p for p in pairs if split == "all" or p[0] == split]
-        any1 = sum(bool(r1) for _, r1, _ in sub)
-        any2 = sum(bool(r2) for _, _, r2 in sub)
-        print(f"[{split}] {len(sub)} sentences; any role: annotator 1 {any1}, annotator 2 {any2}")
+    for batch, split in GROUPS:
+        sub = [p for p in pairs if p[0] == batch and split in ("all", p[1])]
+        if not sub:
+            continue
+        any1 = sum(bool(r1) for *_, r1, _ in sub)
+        any2 = sum(bool(r2) for *_, r2 in sub)
+        print(f"[{batch} {split}] {len(sub)} sentences; any role: annotator 1 {any1}, "
+              f"annotator 2 {any2}")
         print(f"  {'role':<10} {'n1':>4} {'n2':>4} {'both':>4} {'P':>6} {'R':>6} {'F1':>6} {'kappa':>6}")
         f1s = []
         for role in ROLES:
@@ -92,7 +98,7 @@ def main(argv: list[str]) -> int:
             f1s.append(s["f1"])
             print(f"  {role:<10} {s['n1']:>4} {s['n2']:>4} {s['tp']:>4} "
                   f"{s['p']:>6.3f} {s['r']:>6.3f} {s['f1']:>6.3f} {s['kappa']:>6.3f}")
-        exact = sum(r1 == r2 for _, r1, r2 in sub) / len(sub)
+        exact = sum(r1 == r2 for *_, r1, r2 in sub) / len(sub)
         print(f"  macro F1 {sum(f1s) / len(f1s):.3f}   identical role sets {exact:.3f}\n")
     return 0
 
