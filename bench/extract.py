@@ -18,7 +18,11 @@ choose anything. Also prints how often the extractor's own sentence
 splitter agrees with the annotators' sentences, and the throughput of whole-record
 extraction on the real BibTeX corpus, rules alone as the baseline against the default.
 
-    python bench/extract.py [--labels bench/extract_labels/abstracts.jsonl]
+With `--fine-tune` (and the embeddings extra), also model-v3 blended with
+all-MiniLM-L6-v2 fine-tuned on dev, what topic `extract.embeddings` ships; dev is then
+one partition only for that row (each fine-tuning takes minutes).
+
+    python bench/extract.py [--labels bench/extract_labels/abstracts.jsonl] [--fine-tune]
 """
 
 from __future__ import annotations
@@ -105,25 +109,29 @@ def combined(model_roles: list[set[str]], rule_roles: list[set[str]]) -> list[se
     return [m | r for m, r in zip(model_roles, rule_roles)]
 
 
-def model_rows(evidence, gold, train_gold, make_model, with_rules: bool = False) -> dict:
+def model_rows(evidence, gold, train_gold, make_model, with_rules: bool = False,
+               repeats: int = REPEATS) -> dict:
     """Dev (grouped CV) and test (trained on all of dev) scores of one model approach.
     `gold` is always the first annotator's labels; `train_gold` what the model learns from."""
     flat = lambda groups: [x for g in groups for x in g]  # noqa: E731
     rules = {s: rule_predictions(flat(evidence[s]), R.APPROACHES["rules"]) for s in evidence}
     runs = []
-    for repeat in range(REPEATS):
+    for repeat in range(repeats):
         dev = cross_validated(evidence["dev"], train_gold, make_model, repeat=repeat)
         runs.append(scores(flat(gold["dev"]), combined(dev, rules["dev"]) if with_rules else dev))
     trained = make_model().fit(flat(evidence["dev"]), flat(train_gold))
     test = [set(p) for p in trained.predict(flat(evidence["test"]))]
     if with_rules:
         test = combined(test, rules["test"])
-    return {"dev": mean_scores(runs), "test": scores(flat(gold["test"]), test)}
+    return {"dev": mean_scores(runs), "test": scores(flat(gold["test"]), test), "model": trained}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="also measure model-v3 blended with fine-tuned MiniLM (the "
+                             "embeddings extra; about 35 minutes on 2 cores)")
     args = parser.parse_args()
     abstracts = load_labels(args.labels)
     codebook = load_codebook()
@@ -150,6 +158,8 @@ def main() -> None:
     results["model-v3 first annotator only"] = model_rows(
         evidence, gold, gold["dev"], lambda: R.RoleModel(R.ModelSettings()))
     semantic_rows(results, evidence, gold, union, split)
+    if args.fine_tune:
+        fine_tune_rows(results, evidence, gold, union)
     elapsed = time.perf_counter() - start
 
     print_counts(split, gold)
@@ -170,7 +180,10 @@ def main() -> None:
           f"optional rows ({', '.join(OPTIONAL_ROWS)}; need data or a model outside the "
           f"package): {best_any}")
     print(f"evaluation time: {elapsed:.1f} s")
-    print_test_by_batch(split["test"], evidence["test"], gold["test"], evidence["dev"], union)
+    for name in (R.DEFAULT_APPROACH, FINE_TUNED_ROW):
+        if name in results:
+            print_test_by_batch(name, results[name]["model"], split["test"], evidence["test"],
+                                gold["test"])
     print_segmentation_agreement(abstracts)
     print_throughput(codebook)
 
@@ -195,10 +208,30 @@ def semantic_rows(results, evidence, gold, union, split) -> None:
             evidence, gold, union, lambda: R.RoleModel(settings, semantic=embed))
 
 
+def fine_tune_rows(results, evidence, gold, union) -> None:
+    """model-v3 blended with all-MiniLM-L6-v2 fine-tuned on the training sentences: what
+    topic `extract.embeddings` codes roles with. Each fine-tuning takes about five minutes,
+    so dev is one 5-fold partition, not three; nothing is cached."""
+    try:
+        from cmosynth.extract.embeddings import load_model
+        from cmosynth.extract.finetune import FineTunedRoles
+
+        load_model()
+    except Exception as error:  # noqa: BLE001 - any reason the extra cannot load
+        print(f"{FINE_TUNED_ROW}: skipped, {error}")
+        return
+    results[FINE_TUNED_ROW] = model_rows(
+        evidence, gold, union,
+        lambda: R.RoleModel(R.ModelSettings(), fine_tuned=FineTunedRoles(cache=False)),
+        repeats=1)
+
+
 DATA = REPO.parent / "shared" / "data"
+FINE_TUNED_ROW = "model-v3 +fine-tuned MiniLM"
 #: Rows that cannot be the shipped default: LSA needs the shared unlabelled corpus at run
-#: time, embeddings the optional model (topic `extract.embeddings`, off by default).
-OPTIONAL_ROWS = ("model-v3 +LSA(unlabelled)", "model-v3 +embeddings")
+#: time, embeddings and fine-tuning the optional model (topic `extract.embeddings`, off by
+#: default).
+OPTIONAL_ROWS = ("model-v3 +LSA(unlabelled)", "model-v3 +embeddings", FINE_TUNED_ROW)
 
 
 def unlabelled_abstracts(labelled: set[str]) -> list[str]:
@@ -277,22 +310,22 @@ def print_table(results) -> None:
     print(header)
     print("-" * len(header))
     for approach, by_split in results.items():
-        for name, result in by_split.items():
+        for name in ("dev", "test"):
+            result = by_split[name]
             cells = " ".join(f"{p:.2f}/{r:.2f}/{f:.2f}      " for p, r, f in
                              (result[role] for role in ROLES))
             print(f"{approach:<30} {name:<5} {cells} {macro_f1(result):.3f}")
 
 
-def print_test_by_batch(abstracts, evidence, gold, dev_evidence, dev_gold) -> None:
-    """The shipped default's test figures per labelling batch: the first batch was picked
-    by reading titles for involvement and services (roles are common), the second by a
-    keyword rule that also let in many laboratory and genetics abstracts (roles are rare)."""
+def print_test_by_batch(name, model, abstracts, evidence, gold) -> None:
+    """Test figures of a model trained on dev, per labelling batch: the first batch was
+    picked by reading titles for involvement and services (roles are common), the second
+    by a keyword rule that also let in many laboratory and genetics abstracts (roles are
+    rare)."""
     flat = lambda groups: [x for g in groups for x in g]  # noqa: E731
-    model = R.RoleModel(R.MODEL_APPROACHES[R.DEFAULT_APPROACH]).fit(flat(dev_evidence),
-                                                                    flat(dev_gold))
     predicted = [[set(p) for p in model.predict(group)] for group in evidence]
     batches = {"batch1": "first batch (picked by reading)", "batch2": "second batch (by rule)"}
-    print(f"\n{R.DEFAULT_APPROACH} on test, by labelling batch:")
+    print(f"\n{name} on test, by labelling batch:")
     for prefix, name in batches.items():
         chosen = [k for k, a in enumerate(abstracts) if a.get("annotator", "").startswith(prefix)]
         if not chosen:

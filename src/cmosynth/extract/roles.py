@@ -195,6 +195,7 @@ class SentenceEvidence:
     administrative: bool = False
     index: int = -1                 # place in its abstract (-1: unknown)
     count: int = 0                  # sentences in its abstract (0: unknown)
+    title: str = ""                 # the record's title (read by the fine-tuned encoder)
 
     @property
     def causal(self) -> bool:
@@ -202,7 +203,7 @@ class SentenceEvidence:
 
 
 def gather_evidence(text: str, category: str | None, codebook: Codebook, index: int = -1,
-                    count: int = 0) -> SentenceEvidence:
+                    count: int = 0, title: str = "") -> SentenceEvidence:
     """Codebook cues, generic realist vocabulary and connectives found in one sentence
     (the `index`-th of `count` in its text, when known)."""
     concepts = {role: tuple(c.id for c in codebook.concepts_for(role) if c.pattern.search(text))
@@ -217,7 +218,7 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook, index: 
         recommendation=bool(RECOMMENDATION.search(text)),
         finding=bool(FINDING.search(text)),
         administrative=category == "ADMIN" or bool(ADMINISTRATIVE.search(text)),
-        index=index, count=count,
+        index=index, count=count, title=title,
     )
 
 
@@ -373,6 +374,7 @@ class ModelSettings:
     tune_thresholds: bool = False  # per-role thresholds by grouped CV: did not help on dev
     threshold: float = 0.45        # the threshold of every role when not tuned
     folds: int = 5                 # folds of the threshold search, grouped by abstract
+    fine_tuned_blend: float = 0.5  # weight of a fine-tuned encoder's probabilities, if given
 
 
 #: Candidate thresholds of the per-role search.
@@ -392,9 +394,10 @@ class RoleModel:
     method = "model-v3"
 
     def __init__(self, settings: ModelSettings = ModelSettings(), semantic=None,
-                 weights: RuleWeights = RuleWeights()):
+                 weights: RuleWeights = RuleWeights(), fine_tuned=None):
         self.settings = settings
         self.semantic = semantic
+        self.fine_tuned = fine_tuned
         self.weights = weights
         self.thresholds = dict.fromkeys(ROLES, settings.threshold)
         self._vectorisers: list = []
@@ -475,6 +478,8 @@ class RoleModel:
         if self.settings.tune_thresholds:
             self.thresholds = self._cross_validated_thresholds(evidence, sets)
         self._fit_models(evidence, sets)
+        if self.fine_tuned is not None:
+            self.fine_tuned.fit(evidence, sets)
         return self
 
     def _cross_validated_thresholds(self, evidence: Sequence[SentenceEvidence],
@@ -498,7 +503,8 @@ class RoleModel:
                 for role in ROLES}
 
     def probabilities(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
-        """Probability of each role per sentence: the model's, blended with the rules'."""
+        """Probability of each role per sentence: the model's, blended with the rules', then
+        with the fine-tuned encoder's if there is one."""
         if not evidence:
             return []
         matrix = self._features(evidence)
@@ -515,6 +521,11 @@ class RoleModel:
                 rules = rule_probabilities(e, self.weights)
                 for role in ROLES:
                     row[role] = (1 - blend) * row[role] + blend * rules[role]
+        if self.fine_tuned is not None:
+            share = self.settings.fine_tuned_blend
+            for row, encoded in zip(out, self.fine_tuned.probabilities(evidence)):
+                for role in ROLES:
+                    row[role] = (1 - share) * row[role] + share * encoded[role]
         return out
 
     def predict(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
@@ -557,11 +568,11 @@ LABELS_PATH = Path(__file__).resolve().parents[3] / "bench" / "extract_labels" /
 SECOND_LABELS_NAME = "abstracts_second.jsonl"
 
 
-def abstract_evidence(sentences: Sequence[tuple[str, str | None]],
-                      codebook: Codebook) -> list[SentenceEvidence]:
+def abstract_evidence(sentences: Sequence[tuple[str, str | None]], codebook: Codebook,
+                      title: str = "") -> list[SentenceEvidence]:
     """Evidence for the sentences (text, structured label) of one abstract, in order."""
     return [gather_evidence(text, position_category(label_category(label), i, len(sentences)),
-                            codebook, index=i, count=len(sentences))
+                            codebook, index=i, count=len(sentences), title=title)
             for i, (text, label) in enumerate(sentences)]
 
 
@@ -574,7 +585,7 @@ def labelled_examples(path: str | Path, codebook: Codebook, split: str
             continue
         sentences = abstract["sentences"]
         evidence.append(abstract_evidence([(s["text"], s.get("section")) for s in sentences],
-                                          codebook))
+                                          codebook, abstract.get("title") or ""))
         gold.append([set(s["roles"]) for s in sentences])
     return evidence, gold
 
@@ -602,29 +613,30 @@ class RoleCoder:
     """Gives each sentence its roles by the chosen approach; `method` names it for the
     CMO table. Approaches with a model train it here, deterministically, on the dev split
     of the labelled sentences only (both annotators' labels); without those labels they
-    fall back to the rules. `semantic` (texts -> vectors, e.g. sentence embeddings) adds
-    features to the model."""
+    fall back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
+    extra) is trained on the same sentences and blended into the model."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
-                 labels: str | Path = LABELS_PATH, semantic=None):
+                 labels: str | Path = LABELS_PATH, fine_tuned=None):
         self.codebook = codebook
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
         if approach in MODEL_APPROACHES:
-            self._train(Path(labels), MODEL_APPROACHES[approach], semantic)
+            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned)
 
-    def _train(self, labels: Path, settings: ModelSettings, semantic) -> None:
+    def _train(self, labels: Path, settings: ModelSettings, fine_tuned) -> None:
         if not labels.exists():
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
             return
         evidence, gold = labelled_examples(labels, self.codebook, "dev")
         gold = union_labels(labels, "dev", gold)
-        self.model = RoleModel(settings, semantic).fit([e for g in evidence for e in g],
-                                                       [r for g in gold for r in g])
-        self.method = f"{RULES_METHOD}+{RoleModel.method}" if settings.rules_blend \
-            else RoleModel.method
+        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(
+            [e for g in evidence for e in g], [r for g in gold for r in g])
+        parts = [RULES_METHOD] if settings.rules_blend else []
+        parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
+        self.method = "+".join(parts)
 
     def code(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
         """Roles of each sentence, with a confidence in [0, 1]."""
