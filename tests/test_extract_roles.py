@@ -148,6 +148,9 @@ def test_fine_tuning_is_deterministic_cached_and_learns(codebook, tmp_path):
     values = lambda rows: [row[r] for row in rows for r in ROLES]  # noqa: E731
     assert values(again.probabilities(sentences)) == pytest.approx(values(p), abs=1e-5)
     assert loaded.probabilities(sentences) == p
+    cached[0].write_bytes(b"not a model")                 # a damaged cache is rebuilt
+    rebuilt = FineTunedRoles(quick, cache=tmp_path).fit(sentences, labels)
+    assert values(rebuilt.probabilities(sentences)) == pytest.approx(values(p), abs=1e-5)
     # After training, sentences with a role score higher for it than those without.
     for role in ROLES:
         with_role = [q[role] for q, g in zip(p, labels) if role in g]

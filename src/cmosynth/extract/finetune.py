@@ -33,7 +33,9 @@ FINETUNE_METHOD = "minilm-ft-v1"
 
 @dataclass(frozen=True)
 class FineTuneSettings:
-    """Choices of the fine-tuning; bench/extract.py measured them on dev (grouped CV)."""
+    """Choices of the fine-tuning: common values for a small encoder, set once and not
+    searched (each try costs half an hour of CPU); `bench/extract.py --fine-tune`
+    measures them on dev by grouped cross-validation."""
 
     epochs: int = 4
     learning_rate: float = 5e-5
@@ -109,9 +111,13 @@ class FineTunedRoles:
         path = self.cache / "roles" / f"{FINETUNE_METHOD}-{self._key(evidence, sets)}.pt" \
             if self.cache else None
         if path is not None and path.exists():
-            self._network.load_state_dict(torch.load(path, map_location="cpu"))
-            log.info("fine-tuned role model loaded from %s", path)
-            return self
+            try:
+                self._network.load_state_dict(torch.load(path, map_location="cpu"))
+                log.info("fine-tuned role model loaded from %s", path)
+                return self
+            except Exception as error:  # noqa: BLE001 - any unreadable cache is rebuilt
+                log.warning("%s cannot be read (%s); fine-tuning again", path, error)
+                self._build()
         log.info("fine-tuning %s on %d sentences (a few minutes, once)", MODEL_NAME, len(sets))
         self._train(evidence, sets)
         if path is not None:
