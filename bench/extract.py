@@ -22,7 +22,13 @@ With `--fine-tune` (and the embeddings extra), also model-v3 blended with
 all-MiniLM-L6-v2 fine-tuned on dev, what topic `extract.embeddings` ships; dev is then
 one partition only for that row (each fine-tuning takes minutes).
 
-    python bench/extract.py [--labels bench/extract_labels/abstracts.jsonl] [--fine-tune]
+With `--learning-curve`, also what more labels bring the default: cross-validation over
+every labelled abstract, dev and test, training on two thirds of each training fold and
+on all of it. The extractor's coder learns from every split for that reason; the rows
+above learn from dev alone, so their test figures are on abstracts not learnt from.
+
+    python bench/extract.py [--labels bench/extract_labels/abstracts.jsonl] [--learning-curve]
+                            [--fine-tune]
 """
 
 from __future__ import annotations
@@ -85,13 +91,17 @@ def fold_of(count: int, folds: int, repeat: int) -> list[int]:
 
 
 def cross_validated(groups: list[list], labels: list[list[set[str]]], make_model, folds: int = 5,
-                    repeat: int = 0):
-    """Predictions for every dev sentence from a model that never saw its abstract
-    (any threshold search is nested inside the training folds)."""
+                    repeat: int = 0, train_share: float = 1.0):
+    """Predictions for every sentence from a model that never saw its abstract (any
+    threshold search is nested inside the training folds). With `train_share` < 1 each
+    model learns from a seeded sample of that share of its training fold's abstracts."""
     assigned = fold_of(len(groups), folds, repeat)
     predicted: list[list[set[str]]] = [None] * len(groups)
     for fold in range(folds):
         train = [i for i in range(len(groups)) if assigned[i] != fold]
+        if train_share < 1.0:
+            random.Random(repeat * folds + fold).shuffle(train)
+            train = sorted(train[:round(len(train) * train_share)])
         model = make_model().fit([e for i in train for e in groups[i]],
                                  [lab for i in train for lab in labels[i]])
         for i in (i for i in range(len(groups)) if assigned[i] == fold):
@@ -129,6 +139,9 @@ def model_rows(evidence, gold, train_gold, make_model, with_rules: bool = False,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument("--learning-curve", action="store_true",
+                        help="also measure what more labels bring the default, by "
+                             "cross-validation over every labelled abstract (a few minutes)")
     parser.add_argument("--fine-tune", action="store_true",
                         help="also measure model-v3 blended with fine-tuned MiniLM (the "
                              "embeddings extra; about 35 minutes on 2 cores)")
@@ -184,6 +197,8 @@ def main() -> None:
         if name in results:
             print_test_by_batch(name, results[name]["model"], split["test"], evidence["test"],
                                 gold["test"])
+    if args.learning_curve:
+        print_learning_curve(args.labels, codebook, abstracts)
     print_segmentation_agreement(abstracts)
     print_throughput(codebook)
 
@@ -335,6 +350,38 @@ def print_test_by_batch(name, model, abstracts, evidence, gold) -> None:
         cells = "  ".join(f"{r} {result[r][2]:.2f}" for r in ROLES)
         print(f"  {name:<32} {len(chosen):>3} abstracts, {with_role:>3} sentences with a role: "
               f"{cells}  macro F1 {macro_f1(result):.3f}")
+
+
+def print_learning_curve(labels, codebook, abstracts, shares=(2 / 3, 1.0)) -> None:
+    """What more labels bring the default approach, the reason the shipped coder learns
+    from every split (roles.TRAINING_SPLITS) while this bench trains on dev alone: grouped
+    5-fold cross-validation over all labelled abstracts, dev and test, the same held-out
+    folds for each share of the training folds' abstracts."""
+    flat = lambda groups: [x for g in groups for x in g]  # noqa: E731
+    evidence, gold, union, ordered = [], [], [], []
+    for split in ("dev", "test"):
+        groups, first = R.labelled_examples(labels, codebook, split)
+        evidence += groups
+        gold += first
+        union += R.union_labels(labels, split, first)
+        ordered += [a for a in abstracts if a["split"] == split]
+    gold_sentences = flat(gold)
+    chosen = [k for k, a in enumerate(a for a in ordered for _ in a["sentences"])
+              if a.get("annotator", "").startswith("batch1")]
+    settings = R.MODEL_APPROACHES[R.DEFAULT_APPROACH]
+    print(f"\nmore labels: {R.DEFAULT_APPROACH} by grouped 5-fold CV over all {len(evidence)} "
+          f"labelled abstracts (mean of {REPEATS} partitions), same held-out folds:")
+    for share in shares:
+        every, first_batch = [], []
+        for repeat in range(REPEATS):
+            predicted = cross_validated(evidence, union, lambda: R.RoleModel(settings),
+                                        repeat=repeat, train_share=share)
+            every.append(macro_f1(scores(gold_sentences, predicted)))
+            first_batch.append(macro_f1(scores([gold_sentences[k] for k in chosen],
+                                               [predicted[k] for k in chosen])))
+        size = round(len(evidence) * 4 / 5 * share)
+        print(f"  trained on {share:.0%} of each training fold (~{size} abstracts): macro F1 "
+              f"{sum(every) / REPEATS:.3f}, first batch {sum(first_batch) / REPEATS:.3f}")
 
 
 def print_segmentation_agreement(abstracts) -> None:

@@ -1,5 +1,6 @@
-"""Sentence roles: the shipped coder learns from the dev labels only, deterministically,
-and codes unseen (test) abstracts far better than chance."""
+"""Sentence roles: the shipped approach, trained on the dev labels alone, codes unseen
+(test) abstracts far better than chance; the shipped coder learns from every label,
+deterministically."""
 
 from __future__ import annotations
 
@@ -33,26 +34,37 @@ def macro_f1(gold: list[set[str]], coded: list[dict[str, float]]) -> float:
     return sum(f1) / len(f1)
 
 
-def test_shipped_coder_is_the_dev_trained_model(shipped):
+@pytest.fixture(scope="module")
+def dev_trained(codebook):
+    """The shipped approach as bench/extract.py measures it: trained on dev alone."""
+    evidence, gold = R.labelled_examples(LABELS, codebook, "dev")
+    union = R.union_labels(LABELS, "dev", gold)
+    return R.RoleModel(R.MODEL_APPROACHES[R.DEFAULT_APPROACH]).fit(
+        [e for g in evidence for e in g], [r for g in union for r in g])
+
+
+def test_shipped_coder_is_a_trained_model(shipped):
     assert R.DEFAULT_APPROACH in R.MODEL_APPROACHES
     assert shipped.model is not None and R.RoleModel.method in shipped.method
     assert all(0.0 < t < 1.0 for t in shipped.model.thresholds.values())
 
 
-def test_shipped_coder_codes_unseen_test_abstracts_well_above_cue_matching(shipped, codebook):
+def test_shipped_approach_codes_unseen_test_abstracts_well_above_cue_matching(dev_trained,
+                                                                            codebook):
     evidence, gold = R.labelled_examples(LABELS, codebook, "test")
     sentences = [e for g in evidence for e in g]
     labels = [r for g in gold for r in g]
     cues = [R.rule_roles(e, R.APPROACHES["cues"]) for e in sentences]
-    model = shipped.code(sentences)
+    model = dev_trained.predict(sentences)
     # bench/extract.py measures about 0.42 for the model and 0.21 for cue matching;
     # the floors sit well below so that only a real regression fails.
     assert macro_f1(labels, model) >= 0.35
     assert macro_f1(labels, model) > macro_f1(labels, cues) + 0.05
 
 
-def test_training_reads_the_dev_split_only(tmp_path, codebook):
-    """Rewriting every test-split label (both annotators) changes nothing the coder does."""
+def test_coder_learns_from_the_test_split_too(tmp_path, codebook):
+    """The shipped coder learns from every labelled split (bench/extract.py alone keeps test
+    out of training, for its figures): rewriting the test labels changes what it does."""
     for name in ("abstracts.jsonl", R.SECOND_LABELS_NAME):
         rows = [json.loads(line) for line in (LABELS.parent / name).read_text("utf-8").splitlines()]
         for row in rows:
@@ -64,8 +76,7 @@ def test_training_reads_the_dev_split_only(tmp_path, codebook):
     sentences = [e for g in dev[:10] for e in g]
     original = R.RoleCoder(codebook, labels=LABELS)
     tampered = R.RoleCoder(codebook, labels=tmp_path / "abstracts.jsonl")
-    assert tampered.model.thresholds == original.model.thresholds
-    assert tampered.code(sentences) == original.code(sentences)
+    assert tampered.code(sentences) != original.code(sentences)
 
 
 def test_coder_without_labels_falls_back_to_the_rules(tmp_path, codebook):
@@ -117,8 +128,8 @@ class ConstantEncoder:
 def test_a_fine_tuned_encoder_is_trained_with_the_model_and_blended_in(codebook):
     encoder = ConstantEncoder({"context": 1.0, "mechanism": 0.0, "outcome": 0.0})
     coder = R.RoleCoder(codebook, fine_tuned=encoder)
-    evidence, _ = R.labelled_examples(LABELS, codebook, "dev")
-    assert encoder.trained_on == sum(len(g) for g in evidence)
+    assert encoder.trained_on == sum(len(g) for split in R.TRAINING_SPLITS
+                                     for g in R.labelled_examples(LABELS, codebook, split)[0])
     assert coder.method == "rules-v1+model-v3+constant-encoder"
     sentence = R.abstract_evidence([("The trial recruited 40 adults.", None)], codebook)
     alone = R.RoleCoder(codebook).model.probabilities(sentence)[0]

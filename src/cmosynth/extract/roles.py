@@ -7,14 +7,14 @@ results and conclusions often do), causal and conditional language ("enabled",
 evidence (`rules-v1`). The shipped coder (`model-v3`) is a logistic regression per role
 over the sentence's word and character n-grams, that evidence (as pseudo-words) and its
 place in the abstract, its probabilities blended with the rules'. It is trained at run
-time, deterministically, on the dev split of the project's labelled sentences (140
-abstracts; where an abstract was labelled twice, a role either annotator gave counts).
-bench/extract.py compares every approach and ablation: dev by grouped cross-validation
-(the only figures used to choose), test for the final figures. On abstracts not tuned
-on it reaches macro F1 ~0.42 (~0.52 on the abstracts picked for being about services
-and involvement), short of the 0.60 aimed for. With topic `extract.embeddings` (an
-optional extra) a fine-tuned sentence encoder (`finetune.FineTunedRoles`) is blended in:
-~0.54 (~0.58).
+time, deterministically, on the project's labelled sentences (211 abstracts; where an
+abstract was labelled twice, a role either annotator gave counts). bench/extract.py
+compares every approach and ablation with models trained on the 140 dev abstracts alone:
+dev by grouped cross-validation (the only figures used to choose), test for the final
+figures. On abstracts not learnt from it reaches macro F1 ~0.42 (~0.52 on the abstracts
+picked for being about services and involvement), short of the 0.60 aimed for. With
+topic `extract.embeddings` (an optional extra) a fine-tuned sentence encoder
+(`finetune.FineTunedRoles`) is blended in: ~0.54 (~0.58).
 """
 
 from __future__ import annotations
@@ -387,9 +387,10 @@ class RoleModel:
     optionally blended with the rule probabilities, with per-role thresholds chosen by
     cross-validation grouped by abstract on the training data itself.
 
-    Trained deterministically (fixed solver and seed) on labelled sentences; never on the
-    test split. `semantic`, if given, maps sentence texts to dense vectors (an unsupervised
-    LSA space, or sentence embeddings) appended to the features. `fine_tuned`, if given
+    Trained deterministically (fixed solver and seed) on the labelled sentences it is given
+    (bench/extract.py gives the dev split, RoleCoder every split). `semantic`, if given,
+    maps sentence texts to dense vectors (an unsupervised LSA space, or sentence
+    embeddings) appended to the features. `fine_tuned`, if given
     (a `finetune.FineTunedRoles`), is trained on the same sentences and its probabilities
     blended in last.
     """
@@ -569,6 +570,14 @@ DEFAULT_APPROACH = "model-v3"
 #: independent second labelling of the first 61 abstracts beside them.
 LABELS_PATH = Path(__file__).resolve().parents[3] / "bench" / "extract_labels" / "abstracts.jsonl"
 SECOND_LABELS_NAME = "abstracts_second.jsonl"
+#: The splits the shipped coder learns from: all of them. bench/extract.py chooses and
+#: measures approaches with models trained on dev alone, so its test figures stay figures
+#: on abstracts not learnt from; once an approach is chosen, the coder it ships learns from
+#: every label, because more labels help: in a grouped 5-fold cross-validation over all
+#: 211 labelled abstracts, training on the whole training folds rather than two thirds of
+#: them raised macro F1 by 0.012, on the abstracts about services and involvement too
+#: (`bench/extract.py --learning-curve`).
+TRAINING_SPLITS = ("dev", "test")
 
 
 def abstract_evidence(sentences: Sequence[tuple[str, str | None]], codebook: Codebook,
@@ -614,9 +623,9 @@ def union_labels(path: str | Path, split: str, first: list[list[set[str]]]) -> l
 
 class RoleCoder:
     """Gives each sentence its roles by the chosen approach; `method` names it for the
-    CMO table. Approaches with a model train it here, deterministically, on the dev split
-    of the labelled sentences only (both annotators' labels); without those labels they
-    fall back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
+    CMO table. Approaches with a model train it here, deterministically, on every labelled
+    sentence (`TRAINING_SPLITS`, both annotators' labels); without those labels they fall
+    back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
     extra) is trained on the same sentences and blended into the model."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
@@ -633,10 +642,12 @@ class RoleCoder:
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
             return
-        evidence, gold = labelled_examples(labels, self.codebook, "dev")
-        gold = union_labels(labels, "dev", gold)
-        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(
-            [e for g in evidence for e in g], [r for g in gold for r in g])
+        evidence, roles = [], []
+        for split in TRAINING_SPLITS:
+            groups, gold = labelled_examples(labels, self.codebook, split)
+            evidence += [e for g in groups for e in g]
+            roles += [r for g in union_labels(labels, split, gold) for r in g]
+        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles)
         parts = [RULES_METHOD] if settings.rules_blend else []
         parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
         self.method = "+".join(parts)
