@@ -138,7 +138,10 @@ def test_a_fine_tuned_encoder_is_trained_with_the_model_and_blended_in(codebook)
     for role in ROLES:
         expected = (1 - share) * alone[role] + share * encoder.given[role]
         assert blended[role] == pytest.approx(expected)
-    assert "context" in coder.code(sentence)[0]        # the encoder's certainty carries it
+    assert blended["context"] > alone["context"]
+    coded = coder.code(sentence)[0]                     # roles come from the blend
+    assert all((role in coded) == (blended[role] >= coder.model.thresholds[role])
+               for role in ROLES)
 
 
 def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
