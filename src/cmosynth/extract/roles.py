@@ -375,7 +375,7 @@ class ModelSettings:
     tune_thresholds: bool = False  # per-role thresholds by grouped CV: did not help on dev
     threshold: float = 0.45        # the threshold of every role when not tuned
     folds: int = 5                 # folds of the threshold search, grouped by abstract
-    fine_tuned_blend: float = 0.3  # weight of a fine-tuned encoder (best of 0.3, 0.5, 0.7 on dev)
+    fine_tuned_blend: float = 0.5  # weight of a fine-tuned encoder (best of 0.3/0.5/0.7 on dev)
 
 
 #: Candidate thresholds of the per-role search.
@@ -625,20 +625,19 @@ class RoleCoder:
     """Gives each sentence its roles by the chosen approach; `method` names it for the
     CMO table. Approaches with a model train it here, deterministically, on every labelled
     sentence (`TRAINING_SPLITS`, both annotators' labels); without those labels they fall
-    back to the rules. The embeddings extra gives `semantic` (an
-    `embeddings.SentenceVectors`, features of the model) and `fine_tuned` (a
-    `finetune.FineTunedRoles`, trained on the same sentences and blended into the model)."""
+    back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
+    extra) is trained on the same sentences and blended into the model."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
-                 labels: str | Path = LABELS_PATH, fine_tuned=None, semantic=None):
+                 labels: str | Path = LABELS_PATH, fine_tuned=None):
         self.codebook = codebook
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
         if approach in MODEL_APPROACHES:
-            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned, semantic)
+            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned)
 
-    def _train(self, labels: Path, settings: ModelSettings, fine_tuned, semantic) -> None:
+    def _train(self, labels: Path, settings: ModelSettings, fine_tuned) -> None:
         if not labels.exists():
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
@@ -648,11 +647,9 @@ class RoleCoder:
             groups, gold = labelled_examples(labels, self.codebook, split)
             evidence += [e for g in groups for e in g]
             roles += [r for g in union_labels(labels, split, gold) for r in g]
-        self.model = RoleModel(settings, semantic=semantic, fine_tuned=fine_tuned).fit(
-            evidence, roles)
+        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles)
         parts = [RULES_METHOD] if settings.rules_blend else []
-        parts += [RoleModel.method] + [extra.method for extra in (semantic, fine_tuned)
-                                       if extra is not None]
+        parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
         self.method = "+".join(parts)
 
     def code(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
