@@ -429,7 +429,7 @@ def print_throughput(codebook) -> None:
               f"({len(records)} records, {len(rows)} CMOCs, {with_theory} mapped to a theory, "
               f"{len({r['record_id'] for r in rows})} records with a CMOC)")
     print(f"shipped default takes {timings[R.DEFAULT_APPROACH] / timings['rules']:.2f}x the "
-          "time of rules alone (model training on the dev labels included)")
+          "time of rules alone (model training on the labels included)")
 
 
 if __name__ == "__main__":
