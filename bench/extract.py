@@ -14,7 +14,8 @@ on-topic abstracts (../shared/data, read in place), and, when this Python has th
 optional model (e.g. /work/bench-venvs/embed/bin/python), all-MiniLM-L6-v2 sentence
 embeddings. The default is chosen on dev only (roles.ModelSettings says how; rows
 within 0.01 of it on dev are within the noise); the test split is never used to
-choose anything. Also prints how often the extractor's own sentence
+choose anything. Also prints the default's test figures through the whole extractor,
+from the sentence table and from the CMO table's quotes, how often the extractor's own sentence
 splitter agrees with the annotators' sentences, and the throughput of whole-record
 extraction on the real BibTeX corpus, rules alone as the baseline against the default.
 
@@ -200,6 +201,7 @@ def main() -> None:
         if name in results:
             print_test_by_batch(name, results[name]["model"], split["test"], evidence["test"],
                                 gold["test"])
+    print_cmo_table_roles(args.labels, codebook, abstracts)
     if args.learning_curve:
         print_learning_curve(args.labels, codebook, abstracts)
     print_segmentation_agreement(abstracts)
@@ -393,6 +395,48 @@ def print_learning_curve(labels, codebook, abstracts, shares=(2 / 3, 1.0)) -> No
         size = round(len(evidence) * 4 / 5 * share)
         print(f"  trained on {share:.0%} of each training fold (~{size} abstracts): macro F1 "
               f"{sum(every) / REPEATS:.3f}, first batch {sum(first_batch) / REPEATS:.3f}")
+
+
+def print_cmo_table_roles(labels, codebook, abstracts) -> None:
+    """Test figures of the sentence roles the CMO table carries, beside the coder's: the
+    extractor, its coder trained on dev alone, runs on each test abstract (title and
+    sentences as a record), and a sentence takes a role when a CMOC quotes it (or a clause
+    of it) for that role. This is what an evaluation reading cmo.csv rather than the
+    sentence table scores; it can only lose roles that no configuration quotes."""
+    from cmosynth.extract import extract_all
+
+    test = [a for a in abstracts if a["split"] == "test"]
+    records = [{"record_id": a["id"], "title": a.get("title") or "",
+                "abstract": " ".join(s["text"] for s in a["sentences"])} for a in test]
+    coder = R.RoleCoder(codebook, labels=labels, splits=("dev",))
+    result = extract_all(records, codebook, coder=coder)
+    quoted: dict[str, list[tuple[str, str]]] = {}
+    for row in result.configurations:
+        quoted.setdefault(row["record_id"], []).extend(
+            (role, row[f"{role}_quote"]) for role in ROLES if row[f"{role}_quote"])
+    gold = {a["id"]: {s["text"]: set(s["roles"]) for s in a["sentences"]} for a in test}
+    first_batch = {a["id"] for a in test if a.get("annotator", "").startswith("batch1")}
+    aligned, unaligned = [], 0
+    for row in result.sentences:
+        if row["section"] == "title":
+            continue
+        roles = gold[row["record_id"]].get(row["text"])
+        if roles is None:       # the splitter cut this sentence otherwise
+            unaligned += 1
+            continue
+        from_table = {role for role, quote in quoted.get(row["record_id"], ())
+                      if quote in row["text"]}
+        aligned.append((row["record_id"], roles, set(filter(None, row["roles"].split(";"))),
+                        from_table))
+    print(f"\n{R.DEFAULT_APPROACH} on test through the whole extractor "
+          f"({len(result.configurations)} CMOCs; {len(aligned)} sentences aligned with the "
+          f"annotators', {unaligned} cut otherwise and left out):")
+    for name, column in (("sentence table (roles)", 2), ("CMO table (quotes)", 3)):
+        for batch, keep in (("all", lambda r: True), ("first batch", first_batch.__contains__)):
+            chosen = [item for item in aligned if keep(item[0])]
+            result_ = scores([item[1] for item in chosen], [item[column] for item in chosen])
+            cells = "  ".join(f"{r} {result_[r][2]:.2f}" for r in ROLES)
+            print(f"  {name:<24} {batch:<12} {cells}  macro F1 {macro_f1(result_):.3f}")
 
 
 def print_segmentation_agreement(abstracts) -> None:

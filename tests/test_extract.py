@@ -12,10 +12,12 @@ import yaml
 from conftest import REPO, shared_path
 from cmosynth.cli import main
 from cmosynth.errors import ConfigError
-from cmosynth.extract import CMO_COLUMNS, SENTENCE_COLUMNS, extract_file, extract_records
+from cmosynth.extract import (CMO_COLUMNS, SENTENCE_COLUMNS, extract_all, extract_file,
+                              extract_records)
 from cmosynth.extract.codebook import ROLES, load_codebook
-from cmosynth.extract.link import best_theory, clause_spans
-from cmosynth.extract.sentences import ABBREVIATIONS, record_sentences, split_sentences
+from cmosynth.extract.link import CodedSentence, best_theory, clause_spans, link_configurations
+from cmosynth.extract.sentences import (ABBREVIATIONS, Sentence, record_sentences,
+                                        split_sentences, split_spans)
 from cmosynth.files import write_jsonl
 from cmosynth.records import new_record
 
@@ -180,6 +182,75 @@ def test_causal_connective_splits_a_sentence_into_its_elements():
     assert quote["outcome"] == "led to better communication between the organisations"
 
 
+def coded_text(text: str, roles: list[dict[str, float]]) -> list[CodedSentence]:
+    """The sentences of `text`, given the roles listed (one dict per sentence)."""
+    spans = split_spans(text)
+    assert len(spans) == len(roles), [text[a:b] for a, b in spans]
+    return [CodedSentence(Sentence(text[a:b], a, "abstract", None, None, text), given)
+            for (a, b), given in zip(spans, roles)]
+
+
+def test_background_context_links_to_a_distant_outcome_with_lower_confidence(codebook):
+    text = ("Services for autistic adults are fragmented and waiting lists are long. "
+            "We interviewed 20 staff. We analysed the transcripts thematically. "
+            "Staff described their work. "
+            "Protected time for joint meetings built trust between the organisations. "
+            "Communication between the organisations improved.")
+    coded = coded_text(text, [{"context": 0.8}, {}, {}, {}, {"mechanism": 0.8},
+                              {"outcome": 0.8}])
+    configurations = link_configurations(coded, codebook)
+    quotes = [{r: e.quote for r, e in c.elements.items()} for c in configurations]
+    full = [c for c, q in zip(configurations, quotes) if len(q) == 3]
+    assert full and all(q["context"].startswith("Services for autistic adults")
+                        for q in quotes if "context" in q)
+    near = link_configurations(coded_text(
+        "Services for autistic adults are fragmented and waiting lists are long. "
+        "Protected time for joint meetings built trust between the organisations. "
+        "Communication between the organisations improved.",
+        [{"context": 0.8}, {"mechanism": 0.8}, {"outcome": 0.8}]), codebook)
+    assert max(c.confidence for c in full) < max(c.confidence for c in near)
+    assert all(0 < c.confidence <= 1 for c in configurations + near)
+
+
+def test_every_sentence_given_a_role_is_quoted_uncoded_if_it_names_no_concept(codebook):
+    # The outcome sentence names no concept of the codebook: it is an uncoded element.
+    text = ("Protected time for joint meetings built trust between the organisations. "
+            "Families waited fewer weeks for a first appointment.")
+    assert not {c.id for c in codebook.concepts_for("outcome")
+                if c.pattern.search("Families waited fewer weeks for a first appointment.")}
+    configurations = link_configurations(
+        coded_text(text, [{"mechanism": 0.7}, {"outcome": 0.6}]), codebook)
+    assert len(configurations) == 1
+    outcome = configurations[0].elements["outcome"]
+    assert outcome.concepts == () and outcome.quote == "Families waited fewer weeks for a " \
+        "first appointment."
+    assert "mech_trust" in configurations[0].elements["mechanism"].concepts
+    # A role alone in its text makes no configuration: a CMOC needs two elements.
+    assert link_configurations(coded_text(text, [{"mechanism": 0.7}, {}]), codebook) == []
+
+
+def test_extracted_configurations_quote_every_sentence_the_coder_gave_a_role(corpus_records,
+                                                                             codebook):
+    records = corpus_records[:80]
+    result = extract_all(records, codebook)
+    quotes: dict[str, list[str]] = {}
+    for row in result.configurations:
+        quotes.setdefault(row["record_id"], []).extend(
+            row[f"{role}_quote"] for role in ROLES if row[f"{role}_quote"])
+    by_text: dict[tuple[str, str], set[str]] = {}
+    for row in result.sentences:
+        if row["roles"]:
+            by_text.setdefault((row["record_id"], row["section"] == "title"), set()).update(
+                row["roles"].split(";"))
+    checked = 0
+    for row in result.sentences:
+        roles_in_text = by_text.get((row["record_id"], row["section"] == "title"), set())
+        if row["roles"] and len(roles_in_text) >= 2:
+            assert any(q in row["text"] for q in quotes.get(row["record_id"], [])), row
+            checked += 1
+    assert checked > 50
+
+
 def test_configuration_maps_to_the_theory_sharing_most_concepts(codebook):
     pt6 = next(t for t in codebook.theories if t.id == "PT6")
     shared = frozenset({"ctx_health_inequalities", "mech_facilitated_training", "out_capacity_built"})
@@ -197,22 +268,29 @@ def test_every_quote_is_verbatim_in_the_records_text_over_the_real_corpus(corpus
         texts = (record["title"] or "", record["abstract"] or "")
         for role in ROLES:
             quote = row[f"{role}_quote"]
-            assert bool(quote) == bool(row[role]), row
+            assert quote or not row[role], row    # a concept always comes with its quote
             if quote:
                 assert any(quote in text for text in texts), (row["cmoc_id"], role, quote)
 
 
-def test_every_configuration_has_at_least_two_of_three_coded_elements(corpus_table, codebook):
+def test_every_configuration_has_at_least_two_of_three_elements(corpus_table, codebook):
     known = {c.id: c.role for c in codebook.concepts}
     theories = {t.id for t in codebook.theories} | {""}
+    theory_concepts = {t.id: t.concept_ids for t in codebook.theories}
     for row in corpus_table:
-        present = [role for role in ROLES if row[role]]
+        present = [role for role in ROLES if row[f"{role}_quote"]]
         assert len(present) >= 2, row
         for role in present:
-            assert all(known[c] == role for c in row[role].split(";"))
+            if row[role]:
+                assert all(known[c] == role for c in row[role].split(";"))
+        if row["theory_id"]:       # mapped by at least two shared concepts
+            named = {c for role in ROLES for c in row[role].split(";") if c}
+            assert len(named & theory_concepts[row["theory_id"]]) >= 2, row
         assert row["theory_id"] in theories
         assert 0.0 <= float(row["confidence"]) <= 1.0
         assert row["section"] == "title" or row["section"].startswith("abstract")
+    coded = [bool(row[role]) for row in corpus_table for role in ROLES if row[f"{role}_quote"]]
+    assert any(coded) and not all(coded), "elements are coded by concept cues, or uncoded"
 
 
 # --- CLI end to end --------------------------------------------------------------------

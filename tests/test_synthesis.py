@@ -198,6 +198,38 @@ def test_configuration_counts_cmocs_records_years_and_designs(synthesis_dir):
     assert group["labels"] == "M: Sharing power and decisions | O: Effective collaboration"
 
 
+def test_uncoded_elements_count_as_elements_and_for_no_theory():
+    rows = fixture_rows()
+    uncoded = dict(rows[0], cmoc_id="uncoded#1", theory_id="", context="", mechanism="",
+                   outcome="")
+    assert uncoded["context_quote"] and uncoded["outcome_quote"]
+    partly = dict(rows[1], cmoc_id="partly#1", theory_id="", context="")
+    assert partly["context_quote"] and partly["mechanism"]
+    result = synthesize(rows + [uncoded, partly], fixture_records(), fixture_codebook())
+    group = next(c for c in result.configurations if "uncoded#1" in {m.cmoc_id for m in c.cmocs})
+    assert group.theory_id == "" and group.label == "C: uncoded | O: uncoded"
+    assert (group.context, group.mechanism, group.outcome) == ((), (), ())
+    assert [m.cmoc_id for m in group.cmocs] == ["uncoded#1"]
+    # Grouped apart from CMOCs naming the same concepts without the uncoded element.
+    coded = next(c for c in result.configurations if "partly#1" in {m.cmoc_id for m in c.cmocs})
+    assert coded.label.startswith("C: uncoded | M: ")
+    assert all(m.context_quote for m in coded.cmocs)
+    assert not any("uncoded#1" in {e.cmoc.cmoc_id for e in j.evidence} for j in result.judgements)
+    # Coded by its mechanism alone, the other CMOC still informs that mechanism's theories.
+    mechanism = rows[1]["mechanism"]
+    assert any("partly#1" in {e.cmoc.cmoc_id for e in j.evidence} for j in result.judgements
+               if mechanism in j.theory.mechanisms)
+
+
+def test_a_cmocs_quote_gives_a_clause_of_a_sentence_quoted_whole_once():
+    rows = fixture_rows()
+    sentence = "Protected time for joint meetings built trust, which led to better communication."
+    row = dict(rows[0], context_quote="When partners had worked together before",
+               mechanism_quote=sentence, outcome_quote="led to better communication")
+    cmoc = synthesize([row], fixture_records(), fixture_codebook()).cmocs[0]
+    assert cmoc.quote == f"When partners had worked together before … {sentence}"
+
+
 def test_top_quotes_are_the_strongest_with_ties_broken_by_record_then_cmoc(synthesis_dir):
     summary = read_csv(synthesis_dir / "cmoc_summary.csv")
     group = next(r for r in summary if r["theory_id"] == "PT3" and r["mechanism"] == "mech_power_sharing")
@@ -318,7 +350,8 @@ def test_concept_in_the_wrong_column_is_an_input_error():
     ({"confidence": "high"}, "confidence 'high' is not a number"),
     ({"confidence": "1.5"}, r"confidence 1.5 is outside \[0, 1\]"),
     ({"theory_id": "PT99"}, "theory_id 'PT99' is not a theory"),
-    ({"context": "", "outcome": ""}, "a CMOC needs at least two of context, mechanism and outcome"),
+    ({"context": "", "outcome": "", "context_quote": "", "outcome_quote": ""},
+     "a CMOC needs at least two of context, mechanism and outcome, each a concept id or a quote"),
 ])
 def test_rows_breaking_the_cmo_contract_name_their_line(change, message):
     rows = fixture_rows()

@@ -75,7 +75,7 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
             quote = row[f"{element}_quote"]
             if quote and not row["section"].startswith("fulltext"):
                 assert quote in source["title"] or quote in (source.get("abstract") or ""), quote
-        assert sum(bool(row[e]) for e in ("context", "mechanism", "outcome")) >= 2, text
+        assert sum(bool(row[f"{e}_quote"]) for e in ("context", "mechanism", "outcome")) >= 2, text
 
     theories = read_csv(topic_dir / "synthesis" / "theory_status.csv")
     assert {t["status"] for t in theories} <= {"supported", "refined", "contested", "no evidence"}

@@ -1,7 +1,8 @@
 """Realist synthesis: judge the codebook's programme theories against the extracted CMOCs.
 
 Input is the CMO table of `cmosynth extract` (one row per context-mechanism-outcome
-configuration, elements given as codebook concept ids), the records the CMOCs came from
+configuration, elements given as codebook concept ids and quotes; an element with a quote
+and no concept is uncoded and counts for no theory), the records the CMOCs came from
 and the codebook. Output is what a realist reviewer reads and publishes (RAMESES item
 "synthesis"): configurations grouped by theory and concept triple with their strongest
 quotes, a mechanism-by-outcome matrix, and a judgement on each programme theory.
@@ -132,10 +133,20 @@ class Cmoc:
         return self.context, self.mechanism, self.outcome
 
     @property
+    def signature(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """The concept triple with each uncoded element (a quote naming no concept) as
+        UNCODED: what configurations are grouped and labelled by."""
+        quotes = (self.context_quote, self.mechanism_quote, self.outcome_quote)
+        return tuple(ids or ((UNCODED,) if quote else ())  # type: ignore[return-value]
+                     for ids, quote in zip(self.triple, quotes))
+
+    @property
     def quote(self) -> str:
-        """The CMOC's distinct quotes in context, mechanism, outcome order."""
-        quotes = [q for q in (self.context_quote, self.mechanism_quote, self.outcome_quote) if q]
-        return " … ".join(dict.fromkeys(quotes))
+        """The CMOC's quotes in context, mechanism, outcome order, each once: a quote
+        within another (a clause of a sentence quoted whole) is left out."""
+        quotes = list(dict.fromkeys(
+            q for q in (self.context_quote, self.mechanism_quote, self.outcome_quote) if q))
+        return " … ".join(q for q in quotes if not any(q != o and q in o for o in quotes))
 
     @property
     def strength_order(self) -> tuple:
@@ -210,8 +221,10 @@ def _elements(row: Mapping, book: Codebook) -> dict[str, tuple[str, ...]]:
             if concept.role != role:
                 raise _RowError(f"'{concept_id}' belongs in the {concept.role} column, "
                                 f"not the {role} column")
-    if sum(bool(ids) for ids in elements.values()) < 2:
-        raise _RowError("a CMOC needs at least two of context, mechanism and outcome")
+    # An element is present when it names a concept or quotes the record (uncoded).
+    if sum(bool(ids or _text(row[f"{role}_quote"])) for role, ids in elements.items()) < 2:
+        raise _RowError("a CMOC needs at least two of context, mechanism and outcome, each "
+                        "a concept id or a quote")
     return elements
 
 
@@ -450,25 +463,26 @@ def _count(items: Sequence | int, noun: str) -> str:
 def group_configurations(judgements: Sequence[TheoryJudgement], cmocs: Sequence[Cmoc],
                          book: Codebook, records: Mapping[str, dict],
                          top_quotes: int) -> tuple[Configuration, ...]:
-    """One configuration per theory x concept triple; CMOCs of no theory come last."""
+    """One configuration per theory x signature (concept triple, uncoded elements marked);
+    CMOCs of no theory come last."""
     groups: dict[tuple, list[Evidence | Cmoc]] = defaultdict(list)
     order = {j.theory.id: i for i, j in enumerate(judgements)}
     mapped = set()
     for judgement in judgements:
         for evidence in judgement.evidence:
-            groups[(judgement.theory.id, evidence.cmoc.triple)].append(evidence)
+            groups[(judgement.theory.id, evidence.cmoc.signature)].append(evidence)
             mapped.add(evidence.cmoc.cmoc_id)
     for cmoc in cmocs:
         if cmoc.cmoc_id not in mapped:
-            groups[("", cmoc.triple)].append(cmoc)
-    configurations = [_configuration(theory_id, triple, members, book, records, top_quotes)
-                      for (theory_id, triple), members in groups.items()]
+            groups[("", cmoc.signature)].append(cmoc)
+    configurations = [_configuration(theory_id, signature, members, book, records, top_quotes)
+                      for (theory_id, signature), members in groups.items()]
     configurations.sort(key=lambda c: (order.get(c.theory_id, len(order)), -len(c.records),
                                        -len(c.cmocs), c.context, c.mechanism, c.outcome))
     return tuple(configurations)
 
 
-def _configuration(theory_id: str, triple: tuple, members: Sequence[Evidence | Cmoc],
+def _configuration(theory_id: str, signature: tuple, members: Sequence[Evidence | Cmoc],
                    book: Codebook, records: Mapping[str, dict], top_quotes: int) -> Configuration:
     cmocs = sorted((m.cmoc if isinstance(m, Evidence) else m for m in members),
                    key=lambda c: (c.record_id, c.cmoc_id))
@@ -476,22 +490,28 @@ def _configuration(theory_id: str, triple: tuple, members: Sequence[Evidence | C
     record_ids = _distinct(c.record_id for c in cmocs)
     years = tuple(sorted({records[r]["year"] for r in record_ids if records[r].get("year")}))
     designs = Counter(t for r in record_ids for t in (records[r].get("publication_types") or []))
-    context, mechanism, outcome = triple
+    context, mechanism, outcome = (tuple(i for i in ids if i != UNCODED) for ids in signature)
     return Configuration(
         theory_id=theory_id, context=context, mechanism=mechanism, outcome=outcome,
-        label=triple_label(triple, book), cmocs=tuple(cmocs), records=record_ids, years=years,
+        label=triple_label(signature, book), cmocs=tuple(cmocs), records=record_ids, years=years,
         study_designs=tuple(sorted(designs.items(), key=lambda kv: (-kv[1], kv[0]))),
         top_quotes=tuple(sorted(cmocs, key=lambda c: c.strength_order)[:top_quotes]),
         signals=tuple(signals))
 
 
 def triple_label(triple: tuple, book: Codebook) -> str:
-    """`C: label | M: label | O: label` from the codebook's labels, absent elements left out."""
+    """`C: label | M: label | O: label` from the codebook's labels (`uncoded` for
+    UNCODED), absent elements left out."""
     parts = []
     for letter, ids in zip("CMO", triple):
         if ids:
-            parts.append(f"{letter}: " + " & ".join(book.label(i) for i in ids))
+            parts.append(f"{letter}: " + " & ".join(
+                "uncoded" if i == UNCODED else book.label(i) for i in ids))
     return " | ".join(parts)
+
+
+#: Stands for an uncoded element (a quote naming no codebook concept) in a signature.
+UNCODED = "(uncoded)"
 
 
 def mechanism_outcome_matrix(cmocs: Iterable[Cmoc], book: Codebook) -> dict[tuple[str, str], int]:
@@ -619,7 +639,7 @@ def evidence_block(cmocs: Iterable[Cmoc], book: Codebook, records: Mapping[str, 
     and every other record cited, so a large review stays readable without losing sources."""
     by_triple: dict[tuple, list[Cmoc]] = defaultdict(list)
     for cmoc in cmocs:
-        by_triple[cmoc.triple].append(cmoc)
+        by_triple[cmoc.signature].append(cmoc)
     if not by_triple:
         return ["None."]
     lines = []

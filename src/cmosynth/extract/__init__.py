@@ -83,9 +83,11 @@ def extract_records(records: Iterable[dict], codebook: Codebook,
 
 
 def extract_all(records: Iterable[dict], codebook: Codebook,
-                options: ExtractOptions = ExtractOptions()) -> Extraction:
+                options: ExtractOptions = ExtractOptions(),
+                coder: RoleCoder | None = None) -> Extraction:
     """CMO table rows (sorted by record_id then cmoc_id) and sentence table rows (by
-    record_id, then reading order) for `records`."""
+    record_id, then reading order) for `records`; `coder` replaces the one the options
+    would train (bench/extract.py passes one trained on dev alone)."""
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     records = unique_records(records)
@@ -95,8 +97,9 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         from cmosynth.extract.finetune import FineTunedRoles
 
         fallback = EmbeddingConcepts(codebook)
-        fine_tuned = FineTunedRoles()
-    coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned)
+        fine_tuned = FineTunedRoles() if coder is None else None
+    if coder is None:
+        coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned)
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     suggester = None
     if options.llm:

@@ -1,10 +1,15 @@
 """Linking coded sentences of one record into CMO configurations (CMOCs).
 
-Elements come from the same sentence or from nearby sentences of the same text. Where a
-causal connective splits a sentence ("X enabled Y", "Y through X", "When X, Y"), each
-element quotes its own clause; otherwise it quotes the whole sentence. Every quote is a
-verbatim substring of the record's title, abstract or full text: this is checked here,
-and a quote that fails the check is never emitted.
+Every role the coder gives a sentence is an element, named by the codebook concepts its
+quote mentions or, when it mentions none, *uncoded* (no concept ids, the quote kept): the
+reviewer codes it, or it points to a concept the codebook lacks. Each element anchors a
+configuration with the nearest element of each other role in the same text (title,
+abstract, or one full-text paragraph); the farther apart, the lower the configuration's
+confidence. So every coded sentence is evidence in at least one CMOC whenever its text
+holds a second role. Where a causal connective splits a sentence ("X enabled Y", "Y
+through X", "When X, Y"), each element quotes its own clause; otherwise it quotes the whole
+sentence. Every quote is a verbatim substring of the record's title, abstract or full
+text: this is checked here, and a quote that fails the check is never emitted.
 """
 
 from __future__ import annotations
@@ -17,15 +22,16 @@ from cmosynth.extract.roles import (BACKWARD_CAUSAL, CONDITIONAL_OPENING, FORWAR
                                     STRONG_FORWARD)
 from cmosynth.extract.sentences import Sentence
 
-#: How far apart (in sentences of the same text) linked elements may be, and how much a
-#: configuration's confidence drops per sentence of distance.
-WINDOW = 2
+#: How fast a configuration's confidence falls with the distance (in sentences) between
+#: its elements: it is divided by 1 + DISTANCE_PENALTY x the distance. Elements of one
+#: abstract may be far apart (a context stated in the background, the outcome it shapes in
+#: the results), so distance lowers confidence but never rules a link out.
 DISTANCE_PENALTY = 0.15
 
 
 @dataclass(frozen=True)
 class Element:
-    """One coded element: a role, its concept ids and its verbatim quote."""
+    """One element: a role, its concept ids (none: uncoded) and its verbatim quote."""
 
     role: str
     concepts: tuple[str, ...]
@@ -84,9 +90,10 @@ ConceptFallback = Callable[[str, str], tuple[str, ...]]
 
 def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
                   fallback: ConceptFallback | None = None) -> dict[str, Element]:
-    """The elements of one sentence: for each of its roles, the clause quoting it and the
-    codebook concepts found in that clause (or, failing that, in the whole sentence).
-    A role with no codebook concept is not an element: CMOCs are coded configurations."""
+    """The elements of one sentence, one per role it was given: the clause quoting the
+    role (or the whole sentence) and the codebook concepts found there. A clause is
+    quoted when it names the role's concepts, or when the sentence names none (an
+    uncoded element then quotes no more than it must)."""
     text = coded.sentence.text
     clauses = clause_spans(text) if len(coded.roles) > 1 else {}
     elements = {}
@@ -98,10 +105,8 @@ def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
         if role in clauses:
             a, b = clauses[role]
             in_clause = _concepts_in(text[a:b], role, codebook)
-            if in_clause:
+            if in_clause or not concepts:
                 quote, concepts = text[a:b], in_clause
-        if not concepts:
-            continue
         assert_verbatim(quote, coded.sentence.source_text)
         elements[role] = Element(role, concepts, quote, index, coded.sentence.section, confidence)
     return elements
@@ -139,16 +144,14 @@ class Configuration:
 
 def link_configurations(coded: list[CodedSentence], codebook: Codebook,
                         fallback: ConceptFallback | None = None) -> list[Configuration]:
-    """CMOCs of one text: each sentence's own configuration when it holds two or more
-    elements, and each outcome (else mechanism) joined with the nearest elements of the
-    other roles within WINDOW sentences in the same section group."""
+    """CMOCs of one text: each sentence's elements joined with the nearest element of
+    every other role in the same text (title, abstract or full-text paragraph), when that
+    makes two or more elements; configurations with the same quotes are given once."""
     for index, item in enumerate(coded):
         item.elements = code_elements(item, index, codebook, fallback)
     configurations: dict[tuple, Configuration] = {}
     for index, item in enumerate(coded):
-        anchor_role = "outcome" if "outcome" in item.elements else (
-            "mechanism" if "mechanism" in item.elements else None)
-        if anchor_role is None:
+        if not item.elements:
             continue
         elements = dict(item.elements)
         for role in ROLES:
@@ -163,10 +166,11 @@ def link_configurations(coded: list[CodedSentence], codebook: Codebook,
 
 
 def _nearest(coded: list[CodedSentence], index: int, role: str) -> Element | None:
-    """The closest element of `role` within the window, preferring earlier sentences
-    (contexts and mechanisms are usually stated before the outcomes they explain)."""
+    """The closest element of `role` in the same text, preferring earlier sentences at
+    equal distance (contexts and mechanisms are usually stated before the outcomes they
+    explain)."""
     source = coded[index].sentence.source_text
-    for distance in range(1, WINDOW + 1):
+    for distance in range(1, len(coded)):
         for other in (index - distance, index + distance):
             if 0 <= other < len(coded) and coded[other].sentence.source_text is source:
                 element = coded[other].elements.get(role)
@@ -179,7 +183,7 @@ def _confidence(elements: dict[str, Element], anchor: int) -> float:
     mean = sum(e.confidence for e in elements.values()) / len(elements)
     spread = max(abs(e.sentence_index - anchor) for e in elements.values())
     completeness = 1.0 if len(elements) == 3 else 0.9
-    return round(max(0.0, min(1.0, mean * completeness * (1 - DISTANCE_PENALTY * spread))), 3)
+    return round(max(0.0, min(1.0, mean * completeness / (1 + DISTANCE_PENALTY * spread))), 3)
 
 
 def best_theory(concepts: frozenset[str], theories: tuple[Theory, ...]) -> Theory | None:

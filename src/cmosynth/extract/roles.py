@@ -626,24 +626,28 @@ class RoleCoder:
     CMO table. Approaches with a model train it here, deterministically, on every labelled
     sentence (`TRAINING_SPLITS`, both annotators' labels); without those labels they fall
     back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
-    extra) is trained on the same sentences and blended into the model."""
+    extra) is trained on the same sentences and blended into the model. `splits` narrows
+    the labels learnt from (bench/extract.py trains on dev alone to score on test)."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
-                 labels: str | Path = LABELS_PATH, fine_tuned=None):
+                 labels: str | Path = LABELS_PATH, fine_tuned=None,
+                 splits: Sequence[str] | None = None):
         self.codebook = codebook
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
         if approach in MODEL_APPROACHES:
-            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned)
+            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned,
+                        splits or TRAINING_SPLITS)
 
-    def _train(self, labels: Path, settings: ModelSettings, fine_tuned) -> None:
+    def _train(self, labels: Path, settings: ModelSettings, fine_tuned,
+               splits: Sequence[str]) -> None:
         if not labels.exists():
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
             return
         evidence, roles = [], []
-        for split in TRAINING_SPLITS:
+        for split in splits:
             groups, gold = labelled_examples(labels, self.codebook, split)
             evidence += [e for g in groups for e in g]
             roles += [r for g in union_labels(labels, split, gold) for r in g]
