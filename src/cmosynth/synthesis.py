@@ -142,16 +142,19 @@ class Cmoc:
 
     @property
     def quote(self) -> str:
-        """The CMOC's quotes in context, mechanism, outcome order, each once: a quote
-        within another (a clause of a sentence quoted whole) is left out."""
-        quotes = list(dict.fromkeys(
-            q for q in (self.context_quote, self.mechanism_quote, self.outcome_quote) if q))
-        return " … ".join(q for q in quotes if not any(q != o and q in o for o in quotes))
+        return joined_quote(self.context_quote, self.mechanism_quote, self.outcome_quote)
 
     @property
     def strength_order(self) -> tuple:
         """Sort key: strongest (highest confidence) first, then by record and CMOC id."""
         return -self.confidence, self.record_id, self.cmoc_id
+
+
+def joined_quote(*quotes: str) -> str:
+    """A CMOC's quotes (context, mechanism, outcome order) joined by " … ", each once: a
+    quote within another (a clause of a sentence quoted whole) is left out."""
+    distinct = list(dict.fromkeys(q for q in quotes if q))
+    return " … ".join(q for q in distinct if not any(q != o and q in o for o in distinct))
 
 
 def _split_ids(value: str | None) -> tuple[str, ...]:

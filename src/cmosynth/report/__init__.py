@@ -17,13 +17,14 @@ import jinja2
 
 from cmosynth import __version__
 from cmosynth.errors import InputError
-from cmosynth.extract.codebook import Codebook, load_codebook
+from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
 from cmosynth.report.prisma import (PrismaCounts, prisma_counts, read_search_logs,
                                     write_counts_json, write_prisma_csv)
 from cmosynth.report.workbook import write_review_workbook
+from cmosynth.synthesis import joined_quote
 
 log = logging.getLogger("cmosynth.report")
 
@@ -160,8 +161,7 @@ def _theories(topic_dir: Path, codebook: Codebook | None, cmo_rows: list[dict],
         theories.append({
             **row,
             "statement": statements.get(row["theory_id"], ""),
-            "quotes": [{"text": " … ".join(q[k] for k in ("context_quote", "mechanism_quote",
-                                                            "outcome_quote") if q.get(k)),
+            "quotes": [{"text": joined_quote(*(q.get(f"{role}_quote") or "" for role in ROLES)),
                         "cite": _cite(records.get(q["record_id"]), q["record_id"])}
                        for q in quotes],
         })
