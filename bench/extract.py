@@ -407,7 +407,7 @@ def print_cmo_table_roles(labels, codebook, abstracts) -> None:
 
     test = [a for a in abstracts if a["split"] == "test"]
     records = [{"record_id": a["id"], "title": a.get("title") or "",
-                "abstract": " ".join(s["text"] for s in a["sentences"])} for a in test]
+                "abstract": labelled_abstract(a["sentences"])} for a in test]
     coder = R.RoleCoder(codebook, labels=labels, splits=("dev",))
     result = extract_all(records, codebook, coder=coder)
     quoted: dict[str, list[tuple[str, str]]] = {}
@@ -437,6 +437,17 @@ def print_cmo_table_roles(labels, codebook, abstracts) -> None:
             result_ = scores([item[1] for item in chosen], [item[column] for item in chosen])
             cells = "  ".join(f"{r} {result_[r][2]:.2f}" for r in ROLES)
             print(f"  {name:<24} {batch:<12} {cells}  macro F1 {macro_f1(result_):.3f}")
+
+
+def labelled_abstract(sentences: list[dict]) -> str:
+    """The abstract as printed: the sentences, each section's label before its first."""
+    parts, section = [], None
+    for sentence in sentences:
+        if sentence.get("section") and sentence["section"] != section:
+            parts.append(f"{sentence['section']}:")
+        section = sentence.get("section")
+        parts.append(sentence["text"])
+    return " ".join(parts)
 
 
 def print_segmentation_agreement(abstracts) -> None:

@@ -688,7 +688,9 @@ def _rules_section(settings: Mapping) -> list[str]:
     return [
         "## How theories are judged", "",
         "A CMOC counts for a theory when the extractor linked it to the theory, when it names "
-        "the theory's mechanism, or when it names both a context and an outcome of the theory.",
+        "the theory's mechanism, or when it names both a context and an outcome of the theory. "
+        "An element whose quote names no codebook concept is *uncoded*: it counts for no "
+        "theory until a reviewer codes it, and configurations show it as `uncoded`.",
         "",
         "- **contested**: a CMOC names a negative outcome the theory does not expect, or its "
         f"outcome quote negates a positive outcome ({_md(cues)}).",
