@@ -434,9 +434,9 @@ def print_cmo_table_roles(labels, codebook, abstracts) -> None:
     for name, column in (("sentence table (roles)", 2), ("CMO table (quotes)", 3)):
         for batch, keep in (("all", lambda r: True), ("first batch", first_batch.__contains__)):
             chosen = [item for item in aligned if keep(item[0])]
-            result_ = scores([item[1] for item in chosen], [item[column] for item in chosen])
-            cells = "  ".join(f"{r} {result_[r][2]:.2f}" for r in ROLES)
-            print(f"  {name:<24} {batch:<12} {cells}  macro F1 {macro_f1(result_):.3f}")
+            figures = scores([item[1] for item in chosen], [item[column] for item in chosen])
+            cells = "  ".join(f"{r} {figures[r][2]:.2f}" for r in ROLES)
+            print(f"  {name:<24} {batch:<12} {cells}  macro F1 {macro_f1(figures):.3f}")
 
 
 def labelled_abstract(sentences: list[dict]) -> str:

@@ -237,7 +237,7 @@ def test_extracted_configurations_quote_every_sentence_the_coder_gave_a_role(cor
     for row in result.configurations:
         quotes.setdefault(row["record_id"], []).extend(
             row[f"{role}_quote"] for role in ROLES if row[f"{role}_quote"])
-    by_text: dict[tuple[str, str], set[str]] = {}
+    by_text: dict[tuple[str, bool], set[str]] = {}   # (record, title or not) -> roles
     for row in result.sentences:
         if row["roles"]:
             by_text.setdefault((row["record_id"], row["section"] == "title"), set()).update(
