@@ -22,7 +22,8 @@ extraction on the real BibTeX corpus, rules alone as the baseline against the de
 With `--fine-tune` (and the embeddings extra), also model-v3 blended with
 all-MiniLM-L6-v2 fine-tuned on dev, what topic `extract.embeddings` ships, and a variant
 tried and not shipped (sentence-embedding features too, blend weight 0.3); dev is then
-one partition only for those rows (each fine-tuning takes minutes).
+one partition only for those rows (each fine-tuning takes minutes). The extra's test
+figures through the whole extractor follow the default's.
 
 With `--learning-curve`, also what more labels bring the default: cross-validation over
 every labelled abstract, dev and test, training on two thirds of each training fold and
@@ -175,8 +176,12 @@ def main() -> None:
     results["model-v3 first annotator only"] = model_rows(
         evidence, gold, gold["dev"], lambda: R.RoleModel(R.ModelSettings()))
     embed = semantic_rows(results, evidence, gold, union, split)
+    # Fine-tuned weights are cached for this run only, so the rows and the whole-extractor
+    # figures share each fine-tuning.
+    cache_dir = tempfile.TemporaryDirectory()    # removed when the bench exits
+    fine_tune_cache = Path(cache_dir.name)
     if args.fine_tune:
-        fine_tune_rows(results, evidence, gold, union, embed)
+        fine_tune_rows(results, evidence, gold, union, embed, fine_tune_cache)
     elapsed = time.perf_counter() - start
 
     print_counts(split, gold)
@@ -202,6 +207,11 @@ def main() -> None:
             print_test_by_batch(name, results[name]["model"], split["test"], evidence["test"],
                                 gold["test"])
     print_cmo_table_roles(args.labels, codebook, abstracts)
+    if FINE_TUNED_ROW in results:
+        from cmosynth.extract.finetune import FineTunedRoles
+
+        print_cmo_table_roles(args.labels, codebook, abstracts,
+                              FineTunedRoles(cache=fine_tune_cache))
     if args.learning_curve:
         print_learning_curve(args.labels, codebook, abstracts)
     print_segmentation_agreement(abstracts)
@@ -230,28 +240,27 @@ def semantic_rows(results, evidence, gold, union, split):
     return embed
 
 
-def fine_tune_rows(results, evidence, gold, union, embed) -> None:
+def fine_tune_rows(results, evidence, gold, union, embed, cache: Path) -> None:
     """model-v3 blended with all-MiniLM-L6-v2 fine-tuned on the training sentences: what
     topic `extract.embeddings` codes roles with; and a variant tried and not shipped, with
     the sentence embeddings as features as well and blend weight 0.3 (best on one
     out-of-fold partition, +0.014 there, +0.000 on this one). Each fine-tuning takes
     about five minutes, so dev is one 5-fold partition, not three; the fine-tuned weights
-    are cached for this run only, so both rows share each fold's fine-tuning."""
+    are cached in `cache`, so both rows share each fold's fine-tuning."""
     if embed is None:
         print(f"{FINE_TUNED_ROW}: skipped, the embeddings extra is not installed")
         return
     from cmosynth.extract.finetune import FineTunedRoles
 
     shipped = R.ModelSettings()
-    with tempfile.TemporaryDirectory() as cache:
-        for name, settings, semantic in (
-                (FINE_TUNED_ROW, shipped, None),
-                (FINE_TUNED_FEATURES_ROW, replace(shipped, fine_tuned_blend=0.3), embed)):
-            results[name] = model_rows(
-                evidence, gold, union,
-                lambda s=settings, v=semantic: R.RoleModel(
-                    s, semantic=v, fine_tuned=FineTunedRoles(cache=Path(cache))),
-                repeats=1)
+    for name, settings, semantic in (
+            (FINE_TUNED_ROW, shipped, None),
+            (FINE_TUNED_FEATURES_ROW, replace(shipped, fine_tuned_blend=0.3), embed)):
+        results[name] = model_rows(
+            evidence, gold, union,
+            lambda s=settings, v=semantic: R.RoleModel(
+                s, semantic=v, fine_tuned=FineTunedRoles(cache=cache)),
+            repeats=1)
 
 
 DATA = REPO.parent / "shared" / "data"
@@ -397,19 +406,21 @@ def print_learning_curve(labels, codebook, abstracts, shares=(2 / 3, 1.0)) -> No
               f"{sum(every) / REPEATS:.3f}, first batch {sum(first_batch) / REPEATS:.3f}")
 
 
-def print_cmo_table_roles(labels, codebook, abstracts) -> None:
+def print_cmo_table_roles(labels, codebook, abstracts, fine_tuned=None) -> None:
     """Test figures of the sentence roles the CMO table carries, beside the coder's: the
     extractor, its coder trained on dev alone, runs on each test abstract (title and
     sentences as a record), and a sentence takes a role when a CMOC quotes it (or a clause
     of it) for that role. This is what an evaluation reading cmo.csv rather than the
-    sentence table scores; it can only lose roles that no configuration quotes."""
-    from cmosynth.extract import extract_all
+    sentence table scores; it can only lose roles that no configuration quotes. With
+    `fine_tuned` (a finetune.FineTunedRoles), the embeddings extra's extraction."""
+    from cmosynth.extract import ExtractOptions, extract_all
 
     test = [a for a in abstracts if a["split"] == "test"]
     records = [{"record_id": a["id"], "title": a.get("title") or "",
                 "abstract": labelled_abstract(a["sentences"])} for a in test]
-    coder = R.RoleCoder(codebook, labels=labels, splits=("dev",))
-    result = extract_all(records, codebook, coder=coder)
+    coder = R.RoleCoder(codebook, labels=labels, splits=("dev",), fine_tuned=fine_tuned)
+    options = ExtractOptions(embeddings=fine_tuned is not None)
+    result = extract_all(records, codebook, options, coder=coder)
     quoted: dict[str, list[tuple[str, str]]] = {}
     for row in result.configurations:
         quoted.setdefault(row["record_id"], []).extend(
@@ -428,7 +439,8 @@ def print_cmo_table_roles(labels, codebook, abstracts) -> None:
                       if quote in row["text"]}
         aligned.append((row["record_id"], roles, set(filter(None, row["roles"].split(";"))),
                         from_table))
-    print(f"\n{R.DEFAULT_APPROACH} on test through the whole extractor "
+    approach = FINE_TUNED_ROW if fine_tuned is not None else R.DEFAULT_APPROACH
+    print(f"\n{approach} on test through the whole extractor "
           f"({len(result.configurations)} CMOCs; {len(aligned)} sentences aligned with the "
           f"annotators', {unaligned} cut otherwise and left out):")
     for name, column in (("sentence table (roles)", 2), ("CMO table (quotes)", 3)):
