@@ -182,6 +182,20 @@ def test_causal_connective_splits_a_sentence_into_its_elements():
     assert quote["outcome"] == "led to better communication between the organisations"
 
 
+def test_a_clause_too_slight_to_stand_alone_is_not_quoted_alone(codebook):
+    # "Despite this" and "This is achieved" point to other sentences: quoting them alone
+    # would leave the reviewer a CMOC without evidence, so the whole sentence is quoted.
+    text = ("Despite this, students with disabilities often experience lower levels of "
+            "well-being than their peers.")
+    assert "context" not in clause_spans(text)
+    [coded] = coded_text(text, [{"context": 0.6, "outcome": 0.7}])
+    [config] = link_configurations([coded], codebook)
+    assert config.elements["context"].quote == text
+    spans = clause_spans("This is achieved through protected time for joint meetings.")
+    assert set(spans) == {"mechanism"}      # "This is achieved" is no outcome quote
+    kept = clause_spans("During the COVID-19 outbreak, families relied on peer support.")
+    assert set(kept) == {"context"}
+
 def coded_text(text: str, roles: list[dict[str, float]]) -> list[CodedSentence]:
     """The sentences of `text`, given the roles listed (one dict per sentence)."""
     spans = split_spans(text)

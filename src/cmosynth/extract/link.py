@@ -14,6 +14,7 @@ text: this is checked here, and a quote that fails the check is never emitted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,11 +78,31 @@ def clause_spans(text: str) -> dict[str, tuple[int, int]]:
     return {role: _trim(text, a, b) for role, (a, b) in spans.items() if _trim(text, a, b)}
 
 
+#: Words that carry no content of their own: a clause made mostly of them ("Despite this",
+#: "This is achieved") points elsewhere and cannot stand as evidence alone.
+FUNCTION_WORDS = frozenset(
+    "a an the this that these those it its they them their there here such which who whom "
+    "is are was were be been being has have had do does did can could may might will would "
+    "of in on at to for from with by as and or but not no despite although though during "
+    "when where while whereas if unless given among amongst within".split())
+#: What a clause needs to be quoted instead of its whole sentence.
+MIN_CLAUSE_WORDS = 4
+MIN_CLAUSE_CONTENT_WORDS = 2
+_WORD = re.compile(r"[\w'’-]+")
+
+
 def _trim(text: str, a: int, b: int) -> tuple[int, int] | None:
+    """The clause text[a:b] without its edge punctuation, or None when it is too slight to
+    quote alone (the whole sentence is quoted then)."""
     chunk = text[a:b]
     left = len(chunk) - len(chunk.lstrip(" ,;:–—-"))
     right = len(chunk.rstrip(" ,;:–—-."))
-    return (a + left, a + right) if right - left >= 12 else None
+    words = _WORD.findall(chunk)
+    content = [w for w in words if w.lower() not in FUNCTION_WORDS]
+    if right - left < 12 or len(words) < MIN_CLAUSE_WORDS \
+            or len(content) < MIN_CLAUSE_CONTENT_WORDS:
+        return None
+    return a + left, a + right
 
 
 #: Finds concepts of a role in a text when no cue matches (e.g. by embedding similarity).
