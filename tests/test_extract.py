@@ -128,7 +128,7 @@ def test_default_codebook_cites_an_existing_source_for_every_concept_and_theory(
 
 def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
     def ids(text):
-        return {c.id for c in codebook.concepts if c.pattern.search(text)}
+        return {c.id for c in codebook.concepts if c.mentioned_in(text)}
 
     assert "out_knowledge_mobilisation" in ids("knowledge mobilization improved")
     assert "out_knowledge_mobilisation" in ids("Knowledge mobilisation was achieved")
@@ -138,6 +138,28 @@ def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
     assert "mech_trust" not in ids("an entrusted budget")      # word boundary
 
 
+
+def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
+    def ids(text):
+        return {c.id for c in codebook.concepts if c.mentioned_in(text)}
+
+    assert "mech_trust" in ids("Regular meetings built trust and mutual respect.")
+    assert "mech_trust" not in ids("Staff of an NHS Foundation Trust took part.")
+    assert "mech_trust" not in ids("Scores were 12 and 14, respectively.")
+    assert "mech_confidence" not in ids("The odds ratio was 2.1 (95% confidence interval 1.2-3.4).")
+    assert "mech_confidence" in ids("Training gave staff the confidence to act.")
+    assert "mech_legitimacy" not in ids("Inclusion criteria were age over 18.")
+    # A phrase excludes only the cue matches inside it; another match still counts.
+    sentence = "With respect to workload, partners respected each other."
+    [trust] = [c for c in codebook.concepts if c.id == "mech_trust"]
+    assert [m.group(0) for m in trust.find(sentence)] == ["respected"]
+    # `exclude` is optional and validated like cues.
+    text = CODEBOOK.read_text(encoding="utf-8")
+    path = tmp_path / "codebook.yaml"
+    path.write_text(text.replace('exclude: ["respectively"', 'exclude: [7, "respectively"', 1),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="exclude"):
+        load_codebook(path)
 def _write_codebook(tmp_path: Path, change) -> Path:
     data = yaml.safe_load(CODEBOOK.read_text("utf-8"))
     change(data)
@@ -231,7 +253,7 @@ def test_every_sentence_given_a_role_is_quoted_uncoded_if_it_names_no_concept(co
     text = ("Protected time for joint meetings built trust between the organisations. "
             "Families waited fewer weeks for a first appointment.")
     assert not {c.id for c in codebook.concepts_for("outcome")
-                if c.pattern.search("Families waited fewer weeks for a first appointment.")}
+                if c.mentioned_in("Families waited fewer weeks for a first appointment.")}
     configurations = link_configurations(
         coded_text(text, [{"mechanism": 0.7}, {"outcome": 0.6}]), codebook)
     assert len(configurations) == 1

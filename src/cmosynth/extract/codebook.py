@@ -53,11 +53,25 @@ class Concept:
     sources: tuple[str, ...]
     kind: str | None = None
     polarity: str | None = None
+    exclude: tuple[str, ...] = ()
     pattern: re.Pattern = field(repr=False, compare=False, default=None)
+    exclusion: re.Pattern | None = field(repr=False, compare=False, default=None)
 
     def find(self, text: str) -> list[re.Match]:
-        """Every cue match in `text`, in order."""
-        return list(self.pattern.finditer(text))
+        """Every cue match in `text`, in order, less those inside an excluded phrase
+        ("respect" in "respectively", "confidence" in "confidence interval")."""
+        matches = list(self.pattern.finditer(text))
+        if not matches or self.exclusion is None:
+            return matches
+        excluded = [m.span() for m in self.exclusion.finditer(text)]
+        return [m for m in matches
+                if not any(a <= m.start() and m.end() <= b for a, b in excluded)]
+
+    def mentioned_in(self, text: str) -> bool:
+        """Whether `text` holds a cue of this concept outside its excluded phrases."""
+        if self.exclusion is None:
+            return self.pattern.search(text) is not None
+        return bool(self.find(text))
 
 
 @dataclass(frozen=True)
@@ -180,7 +194,9 @@ def _concept(path: Path, index: int, raw: dict, source_ids: set[str]) -> Concept
     _check_sources(path, key, raw["sources"], source_ids)
     return Concept(id=raw["id"], role=role, label=raw["label"], definition=raw["definition"],
                    cues=tuple(raw["cues"]), sources=tuple(raw["sources"]), kind=raw.get("kind"),
-                   polarity=raw.get("polarity"), pattern=compile_cues(raw["cues"]))
+                   polarity=raw.get("polarity"), exclude=tuple(raw.get("exclude") or ()),
+                   pattern=compile_cues(raw["cues"]),
+                   exclusion=compile_cues(raw["exclude"]) if raw.get("exclude") else None)
 
 
 def _theory(path: Path, index: int, raw: dict, roles: dict[str, str],

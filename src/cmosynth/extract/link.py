@@ -134,7 +134,7 @@ def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
 
 
 def _concepts_in(text: str, role: str, codebook: Codebook) -> tuple[str, ...]:
-    return tuple(c.id for c in codebook.concepts_for(role) if c.pattern.search(text))
+    return tuple(c.id for c in codebook.concepts_for(role) if c.mentioned_in(text))
 
 
 def assert_verbatim(quote: str, source_text: str) -> None:

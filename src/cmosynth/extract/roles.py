@@ -207,7 +207,7 @@ def gather_evidence(text: str, category: str | None, codebook: Codebook, index: 
                     count: int = 0, title: str = "") -> SentenceEvidence:
     """Codebook cues, generic realist vocabulary and connectives found in one sentence
     (the `index`-th of `count` in its text, when known)."""
-    concepts = {role: tuple(c.id for c in codebook.concepts_for(role) if c.pattern.search(text))
+    concepts = {role: tuple(c.id for c in codebook.concepts_for(role) if c.mentioned_in(text))
                 for role in ROLES}
     generic = {role: len(GENERIC[role].findall(text)) for role in ROLES}
     return SentenceEvidence(
