@@ -138,7 +138,6 @@ def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
     assert "mech_trust" not in ids("an entrusted budget")      # word boundary
 
 
-
 def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
     def ids(text):
         return {c.id for c in codebook.concepts if c.mentioned_in(text)}
@@ -146,7 +145,7 @@ def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
     assert "mech_trust" in ids("Regular meetings built trust and mutual respect.")
     assert "mech_trust" not in ids("Staff of an NHS Foundation Trust took part.")
     assert "mech_trust" not in ids("Scores were 12 and 14, respectively.")
-    assert "mech_confidence" not in ids("The odds ratio was 2.1 (95% confidence interval 1.2-3.4).")
+    assert "mech_confidence" not in ids("The odds ratio was 2.1 (95% confidence interval 1.2-3.4)")
     assert "mech_confidence" in ids("Training gave staff the confidence to act.")
     assert "mech_legitimacy" not in ids("Inclusion criteria were age over 18.")
     # A phrase excludes only the cue matches inside it; another match still counts.
@@ -160,6 +159,8 @@ def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
                     encoding="utf-8")
     with pytest.raises(ConfigError, match="exclude"):
         load_codebook(path)
+
+
 def _write_codebook(tmp_path: Path, change) -> Path:
     data = yaml.safe_load(CODEBOOK.read_text("utf-8"))
     change(data)
@@ -217,6 +218,7 @@ def test_a_clause_too_slight_to_stand_alone_is_not_quoted_alone(codebook):
     assert set(spans) == {"mechanism"}      # "This is achieved" is no outcome quote
     kept = clause_spans("During the COVID-19 outbreak, families relied on peer support.")
     assert set(kept) == {"context"}
+
 
 def coded_text(text: str, roles: list[dict[str, float]]) -> list[CodedSentence]:
     """The sentences of `text`, given the roles listed (one dict per sentence)."""
