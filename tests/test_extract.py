@@ -126,9 +126,13 @@ def test_default_codebook_cites_an_existing_source_for_every_concept_and_theory(
     assert any(c.polarity == "negative" for c in codebook.concepts_for("outcome"))
 
 
+def concepts_named(codebook):
+    """text -> ids of the codebook concepts whose cues it holds."""
+    return lambda text: {c.id for c in codebook.concepts if c.mentioned_in(text)}
+
+
 def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
-    def ids(text):
-        return {c.id for c in codebook.concepts if c.mentioned_in(text)}
+    ids = concepts_named(codebook)
 
     assert "out_knowledge_mobilisation" in ids("knowledge mobilization improved")
     assert "out_knowledge_mobilisation" in ids("Knowledge mobilisation was achieved")
@@ -139,8 +143,7 @@ def test_cue_phrases_match_spellings_inflections_and_hyphenation(codebook):
 
 
 def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
-    def ids(text):
-        return {c.id for c in codebook.concepts if c.mentioned_in(text)}
+    ids = concepts_named(codebook)
 
     assert "mech_trust" in ids("Regular meetings built trust and mutual respect.")
     assert "mech_trust" not in ids("Staff of an NHS Foundation Trust took part.")

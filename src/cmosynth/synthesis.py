@@ -108,6 +108,10 @@ def cue_pattern(cues: Iterable[str]) -> re.Pattern | None:
 
 
 # --- CMOCs -------------------------------------------------------------------------------
+#: Stands for an uncoded element (a quote naming no codebook concept) in a signature.
+UNCODED = "(uncoded)"
+
+
 @dataclass(frozen=True)
 class Cmoc:
     """One row of the CMO table, its elements split into sorted concept-id tuples."""
@@ -511,10 +515,6 @@ def triple_label(triple: tuple, book: Codebook) -> str:
             parts.append(f"{letter}: " + " & ".join(
                 "uncoded" if i == UNCODED else book.label(i) for i in ids))
     return " | ".join(parts)
-
-
-#: Stands for an uncoded element (a quote naming no codebook concept) in a signature.
-UNCODED = "(uncoded)"
 
 
 def mechanism_outcome_matrix(cmocs: Iterable[Cmoc], book: Codebook) -> dict[tuple[str, str], int]:

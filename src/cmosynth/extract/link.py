@@ -75,7 +75,8 @@ def clause_spans(text: str) -> dict[str, tuple[int, int]]:
     elif backward and backward.start() > 3:
         spans["outcome"] = (start, start + backward.start())
         spans["mechanism"] = (start + backward.start(), len(text))
-    return {role: _trim(text, a, b) for role, (a, b) in spans.items() if _trim(text, a, b)}
+    trimmed = {role: _trim(text, a, b) for role, (a, b) in spans.items()}
+    return {role: span for role, span in trimmed.items() if span}
 
 
 #: Words that carry no content of their own: a clause made mostly of them ("Despite this",
