@@ -272,7 +272,7 @@ def test_every_sentence_given_a_role_is_quoted_uncoded_if_it_names_no_concept(co
 
 def test_extracted_configurations_quote_every_sentence_the_coder_gave_a_role(corpus_records,
                                                                              codebook):
-    records = corpus_records[:80]
+    records = corpus_records[:120]
     result = extract_all(records, codebook)
     quotes: dict[str, list[str]] = {}
     for row in result.configurations:
