@@ -151,6 +151,11 @@ def test_a_cue_inside_an_excluded_phrase_does_not_count(codebook, tmp_path):
     assert "mech_confidence" not in ids("The odds ratio was 2.1 (95% confidence interval 1.2-3.4)")
     assert "mech_confidence" in ids("Training gave staff the confidence to act.")
     assert "mech_legitimacy" not in ids("Inclusion criteria were age over 18.")
+    # Understanding as knowledge is not a shared purpose; a shared understanding is.
+    assert "mech_shared_purpose" not in ids("This advances our understanding of sleep.")
+    assert "mech_shared_purpose" in ids("Partners reached a shared understanding of goals.")
+    assert "out_communication" not in ids("Children with poor social communication skills.")
+    assert "out_communication" in ids("Staff communicated more often with families.")
     # A phrase excludes only the cue matches inside it; another match still counts.
     sentence = "With respect to workload, partners respected each other."
     [trust] = [c for c in codebook.concepts if c.id == "mech_trust"]
