@@ -11,7 +11,7 @@ time, deterministically, on the project's labelled sentences (211 abstracts; whe
 abstract was labelled twice, a role either annotator gave counts). bench/extract.py
 compares every approach and ablation with models trained on the 140 dev abstracts alone:
 dev by grouped cross-validation (the only figures used to choose), test for the final
-figures. On abstracts not learnt from it reaches macro F1 ~0.41 (~0.51 on the abstracts
+figures. On abstracts not learnt from it reaches macro F1 ~0.42 (~0.51 on the abstracts
 picked for being about services and involvement), short of the 0.60 aimed for. With
 topic `extract.embeddings` (an optional extra) a fine-tuned sentence encoder
 (`finetune.FineTunedRoles`) is blended in: ~0.54 (~0.58).
@@ -360,9 +360,9 @@ class ModelSettings:
     when it raised macro F1 of grouped cross-validation on the dev split by 0.01 or more
     (less is the noise between partitions), until none did. On 40 dev abstracts that
     gave model-v2; on 140 it dropped the neighbour features (model-v3). Dropping the rule
-    blend too scores 0.006 higher on dev, within the noise, and is not done: without it
+    blend too scores 0.001 higher on dev, within the noise, and is not done: without it
     the codebook's cue phrases and causal language hardly weigh ("Protected time for joint
-    meetings built trust, which led to better communication" gets outcome 0.26), and
+    meetings built trust, which led to better communication" gets outcome 0.27), and
     they are what carries over to co-production abstracts, which the labels cover least."""
 
     c: float = 3.0                 # inverse regularisation of each logistic regression
