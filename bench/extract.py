@@ -16,7 +16,8 @@ embeddings. The default is chosen on dev only (roles.ModelSettings says how; row
 within 0.01 of it on dev are within the noise); the test split is never used to
 choose anything. Also prints the default's test figures through the whole extractor,
 from the sentence table and from the CMO table's quotes, how often the extractor's own sentence
-splitter agrees with the annotators' sentences, and the throughput of whole-record
+splitter agrees with the annotators' sentences, what a reviewer's own coding
+(`extract.coding`) brings on the rest of a review, and the throughput of whole-record
 extraction on the real BibTeX corpus, rules alone as the baseline against the default.
 
 With `--fine-tune` (and the embeddings extra), also model-v3 blended with
@@ -209,6 +210,7 @@ def main() -> None:
             print_test_by_batch(name, results[name]["model"], split["test"], evidence["test"],
                                 gold["test"])
     print_cmo_table_roles(args.labels, codebook, abstracts)
+    print_reviewer_coding(args.labels, codebook, abstracts, evidence["test"], gold["test"])
     if FINE_TUNED_ROW in results:
         from cmosynth.extract.finetune import FineTunedRoles
 
@@ -434,6 +436,47 @@ def print_learning_curve(labels, codebook, abstracts, shares=(2 / 3, 1.0),
               f"{macro_f1(first_batch):.3f} (its test abstracts, never tuned on: "
               f"{macro_f1(untuned):.3f}); F1 " + ", ".join(
                   f"{role} {every[role][2]:.3f}" for role in ROLES), flush=True)
+
+
+def print_reviewer_coding(labels, codebook, abstracts, evidence, gold, sizes=(5, 10, None),
+                          folds: int = 3) -> None:
+    """What a reviewer's own coding (topic `extract.coding`) brings on the rest of their
+    review. The first batch's test abstracts (about services and involvement; nothing was
+    tuned on them) stand for a review: split into `folds` folds (3 seeded partitions), the
+    reviewer codes `size` abstracts of the other folds, and the coder as extraction trains
+    it (`RoleCoder`, on dev plus the reviewer's coding) codes the held-out fold; against the
+    same coder without the reviewer's coding."""
+    tests = [a for a in abstracts if a["split"] == "test"]
+    review = [k for k, a in enumerate(tests) if a.get("annotator") == "batch1"]
+    print(f"\nreviewer coding: {R.DEFAULT_APPROACH} trained on dev, then also on the reviewer's "
+          f"coding of some of the {len(review)} first-batch test abstracts, scored on the others "
+          f"({folds} folds, mean of {REPEATS} partitions):")
+
+    def held_out_f1(reviewed_count: int | None) -> float:
+        runs = []
+        for repeat in range(REPEATS):
+            order = list(review)
+            random.Random(repeat).shuffle(order)
+            gold_rows, predicted = [], []
+            for fold in range(folds):
+                held = order[fold::folds]
+                coded = [k for k in order if k not in held][:reviewed_count]
+                reviewed = [(e, g) for k in coded for e, g in zip(evidence[k], gold[k])] \
+                    if reviewed_count != 0 else []
+                coder = R.RoleCoder(codebook, labels=labels, splits=("dev",), reviewed=reviewed)
+                for k in held:
+                    gold_rows += gold[k]
+                    predicted += [set(p) for p in coder.code(evidence[k])]
+            runs.append(macro_f1(scores(gold_rows, predicted)))
+        return sum(runs) / len(runs)
+
+    baseline = held_out_f1(0)
+    print(f"  without the reviewer's coding: macro F1 {baseline:.3f}")
+    for size in sizes:
+        coded = size or len(review) - len(review) // folds - (len(review) % folds > 0)
+        gain = held_out_f1(size) - baseline
+        print(f"  the reviewer coded {'all ' if size is None else ''}{coded} abstracts: macro F1 "
+              f"{baseline + gain:.3f} ({gain:+.3f})", flush=True)
 
 
 def print_cmo_table_roles(labels, codebook, abstracts, fine_tuned=None) -> None:

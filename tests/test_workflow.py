@@ -43,7 +43,9 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
         "search": {"pubmed": {"query": "coproduction[tiab] AND health[tiab]",
                               "mindate": "2019/01/01", "batch_size": 100},
                    "imports": [str(FIXTURES / "embase_export.ris")]},
+        "extract": {"coding": str(tmp_path / "coding.csv")},
     }), encoding="utf-8")
+    (tmp_path / "coding.csv").write_text("record_id,sentence,roles,text\n", encoding="utf-8")
     outputs = tmp_path / "outputs"
     topic_dir = outputs / "tiny"
 
@@ -98,3 +100,21 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert "Nothing to be done" in second.stdout + second.stderr
     assert len(eutils_server.requests) == sent
     assert {p: p.read_bytes() for p in topic_dir.rglob("*.csv")} == tables
+
+    # The reviewer codes a sentence: extraction and what follows rerun, nothing before.
+    coded = next(r for r in sentences if r["section"].startswith("abstract") and not r["roles"])
+    with open(tmp_path / "coding.csv", "a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow([coded["record_id"], coded["sentence"], "context;outcome",
+                                     coded["text"]])
+    third = run_snakemake(tmp_path, topic, outputs)
+    assert third.returncode == 0, third.stderr[-4000:]
+    assert len(eutils_server.requests) == sent
+    assert (topic_dir / "screen" / "screening.csv").read_bytes() == \
+        tables[topic_dir / "screen" / "screening.csv"]
+    recoded = {(r["record_id"], r["sentence"]): r
+               for r in read_csv(topic_dir / "extract" / "sentences.csv")}
+    mine = recoded[(coded["record_id"], coded["sentence"])]
+    assert (mine["roles"], mine["method"]) == ("context;outcome", "reviewer")
+    assert any(quote and quote in coded["text"] for r in read_csv(topic_dir / "extract" / "cmo.csv")
+               if r["record_id"] == coded["record_id"]
+               for quote in (r["context_quote"], r["outcome_quote"]))

@@ -174,6 +174,11 @@ def _add_extract(sub) -> None:
     p.add_argument("--llm", action="store_true",
                    help="add suggestions from an OpenAI-compatible chat endpoint "
                         "(CMOSYNTH_LLM_URL, CMOSYNTH_LLM_MODEL, CMOSYNTH_LLM_API_KEY)")
+    p.add_argument("--coding", type=Path, action="append", default=[], metavar="CSV",
+                   help="the reviewer's coding: rows of a sentence table with the roles "
+                        "corrected (record_id, sentence, roles[, text]). Those sentences get "
+                        "those roles and the role model learns from them; repeat for "
+                        "several files, later rows win")
     p.set_defaults(run=_run_extract)
 
 
@@ -182,7 +187,7 @@ def _run_extract(args) -> int:
 
     extract_file(args.input, output=args.output, codebook=args.codebook,
                  full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm,
-                 sentences=args.sentences)
+                 sentences=args.sentences, coding=args.coding)
     return 0
 
 

@@ -2,6 +2,7 @@
 # against workflow/schemas/topic.schema.yaml) once, when the workflow is parsed.
 
 import datetime
+import shlex
 from pathlib import Path
 
 from cmosynth.config import load_topic
@@ -53,6 +54,16 @@ def topic_full_text_manifest(wildcards):
 
 
 
+def reviewer_coding(wildcards):
+    """The reviewer's coding CSV(s) of the topic (`extract.coding`), or no input.
+
+    They are inputs so that a new or edited coding file reruns extraction."""
+    coding = _topic(wildcards)["extract"]["coding"]
+    if not coding:
+        return []
+    return [coding] if isinstance(coding, str) else list(coding)
+
+
 def extract_options(wildcards, input):
     """Command-line switches of `cmosynth extract` from the topic's extract section."""
     settings = _topic(wildcards)["extract"]
@@ -60,6 +71,9 @@ def extract_options(wildcards, input):
     if input.get("fulltext"):
         options.append(f"--full-text {Path(input.fulltext).parent}")
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
+    coding = input.get("coding") or []
+    options += [f"--coding {shlex.quote(str(path))}"
+                for path in ([coding] if isinstance(coding, str) else coding)]
     return " ".join(options)
 
 

@@ -23,11 +23,13 @@ rule fetch_full_text:
 
 rule extract_cmo:
     """CMO configurations with verbatim quotes from titles, abstracts and full texts,
-    coded against the topic's codebook."""
+    coded against the topic's codebook; sentences the reviewer has coded (extract.coding,
+    read, never written) keep the reviewer's roles and teach the role model."""
     input:
         records=f"{OUT}/{{topic}}/screen/included.jsonl",
         codebook=topic_codebook,
         fulltext=topic_full_text_manifest,
+        coding=reviewer_coding,
     output:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
         sentences=f"{OUT}/{{topic}}/extract/sentences.csv",

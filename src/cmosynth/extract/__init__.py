@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cmosynth.console import track
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
+from cmosynth.extract.coding import REVIEWER_METHOD, match_coding, read_coding
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
 from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
@@ -49,6 +50,7 @@ class ExtractOptions:
     embeddings: bool = False
     llm: bool = False
     approach: str | None = None     # None: the shipped default (roles.DEFAULT_APPROACH)
+    coding: tuple[Path, ...] = ()   # the reviewer's coding CSVs (topic extract.coding)
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,15 @@ class Extraction:
 
 def extract_file(input: str | Path, output: str | Path, codebook: str | Path | None = None,
                  full_text_dir: str | Path | None = None, embeddings: bool = False,
-                 llm: bool = False, sentences: str | Path | None = None) -> int:
+                 llm: bool = False, sentences: str | Path | None = None,
+                 coding: Iterable[str | Path] = ()) -> int:
     """Extract CMOCs from a records JSONL into a CMO table CSV (and, with `sentences`,
-    every coded sentence into a sentence table CSV); returns the CMOC count."""
+    every coded sentence into a sentence table CSV); returns the CMOC count. `coding`:
+    the reviewer's coding CSVs (`cmosynth.extract.coding`)."""
     book = load_codebook(codebook)
     records = list(read_records(input))
-    options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm)
+    options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm,
+                             coding=tuple(Path(c) for c in coding))
     result = extract_all(records, book, options)
     write_table(output, CMO_COLUMNS, result.configurations)
     if sentences is not None:
@@ -90,17 +95,8 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     would train (bench/extract.py passes one trained on dev alone)."""
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
+    coding = read_coding(options.coding)     # first: a bad file stops before any work
     records = unique_records(records)
-    fallback = fine_tuned = None
-    if options.embeddings:
-        from cmosynth.extract.embeddings import EmbeddingConcepts
-        from cmosynth.extract.finetune import FineTunedRoles
-
-        fallback = EmbeddingConcepts(codebook)
-        fine_tuned = FineTunedRoles() if coder is None else None
-    if coder is None:
-        coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned)
-    method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     suggester = None
     if options.llm:
         from cmosynth.extract.llm import LlmSuggester
@@ -109,21 +105,42 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     groups = [(record, group, group_evidence(group, codebook, record.get("title") or ""))
               for record in track(records, "reading sentences", total=len(records))
               for group in sentence_groups(record, options.full_text_dir)]
-    # One call of the coder for all sentences: a model is much faster in one batch.
-    roles = iter(coder.code([e for _, _, evidence in groups for e in evidence]))
-    by_record: dict[str, list[Configuration]] = {}
+    flat_evidence = [e for _, _, evidence in groups for e in evidence]
+    reviewed = match_coding(((record["record_id"], s.text) for record, group, _ in groups
+                             for s in group), coding) if coding else [None] * len(flat_evidence)
+    fallback = fine_tuned = None
+    if options.embeddings:
+        from cmosynth.extract.embeddings import EmbeddingConcepts
+        from cmosynth.extract.finetune import FineTunedRoles
+
+        fallback = EmbeddingConcepts(codebook)
+        fine_tuned = FineTunedRoles() if coder is None else None
+    if coder is None:
+        coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned,
+                          reviewed=[(e, r) for e, r in zip(flat_evidence, reviewed)
+                                    if r is not None])
+    method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
+    # One call of the coder for all sentences: a model is much faster in one batch. The
+    # reviewer's roles replace the coder's where there are any.
+    roles = iter([{role: 1.0 for role in mine} if mine is not None else theirs
+                  for mine, theirs in zip(reviewed, coder.code(flat_evidence))])
+    checked = iter(r is not None for r in reviewed)
+    by_record: dict[str, list[tuple[Configuration, str]]] = {}
     sentence_rows: dict[str, list[dict]] = {}
     for record, group, evidence in groups:
         coded = [CodedSentence(s, next(roles)) for s in group]
+        by_reviewer = {k for k, _ in enumerate(group) if next(checked)}
         by_record.setdefault(record["record_id"], []).extend(
-            link_configurations(coded, codebook, fallback))
+            (c, configuration_method(c, by_reviewer, method))
+            for c in link_configurations(coded, codebook, fallback))
         numbered = sentence_rows.setdefault(record["record_id"], [])
-        numbered += [sentence_row(record, len(numbered) + k, c, e, coder.method)
+        numbered += [sentence_row(record, len(numbered) + k, c, e,
+                                  REVIEWER_METHOD if k - 1 in by_reviewer else coder.method)
                      for k, (c, e) in enumerate(zip(coded, evidence), start=1)]
     rows: list[dict] = []
     for record in track(records, "linking CMOCs", total=len(records)):
-        record_rows = [cmo_row(record, c, codebook, method)
-                       for c in by_record.get(record["record_id"], [])]
+        record_rows = [cmo_row(record, c, codebook, m)
+                       for c, m in by_record.get(record["record_id"], [])]
         if suggester is not None:
             record_rows += suggester.suggest(record, record_texts(record, options.full_text_dir))
         for number, row in enumerate(sorted(record_rows, key=_row_order), start=1):
@@ -131,6 +148,16 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         rows.extend(record_rows)
     return Extraction(sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"])),
                       [row for key in sorted(sentence_rows) for row in sentence_rows[key]])
+
+
+def configuration_method(configuration: Configuration, by_reviewer: set[int], method: str
+                         ) -> str:
+    """`reviewer` when a reviewer coded every element's sentence, the coder's method when
+    none, both joined when some."""
+    checked = [e.sentence_index in by_reviewer for e in configuration.elements.values()]
+    if all(checked):
+        return REVIEWER_METHOD
+    return f"{method}+{REVIEWER_METHOD}" if any(checked) else method
 
 
 def unique_records(records: Iterable[dict]) -> list[dict]:

@@ -33,6 +33,8 @@ from cmosynth.files import read_jsonl
 log = logging.getLogger("cmosynth.extract.roles")
 
 RULES_METHOD = "rules-v1"
+#: In `method` when the model also learnt from the reviewer's coding (with its sentence count).
+REVIEWER_TRAINED = "reviewer-trained"
 
 _WORDS = lambda *words: re.compile(r"(?<![\w-])(?:" + "|".join(words) + r")", re.IGNORECASE)  # noqa: E731
 
@@ -631,17 +633,19 @@ class RoleCoder:
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
                  labels: str | Path = LABELS_PATH, fine_tuned=None,
-                 splits: Sequence[str] | None = None):
+                 splits: Sequence[str] | None = None,
+                 reviewed: Sequence[tuple[SentenceEvidence, Iterable[str]]] = ()):
         self.codebook = codebook
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
         if approach in MODEL_APPROACHES:
             self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned,
-                        splits or TRAINING_SPLITS)
+                        splits or TRAINING_SPLITS, reviewed)
 
     def _train(self, labels: Path, settings: ModelSettings, fine_tuned,
-               splits: Sequence[str]) -> None:
+               splits: Sequence[str], reviewed: Sequence[tuple[SentenceEvidence, Iterable[str]]]
+               ) -> None:
         if not labels.exists():
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
@@ -651,9 +655,14 @@ class RoleCoder:
             groups, gold = labelled_examples(labels, self.codebook, split)
             evidence += [e for g in groups for e in g]
             roles += [r for g in union_labels(labels, split, gold) for r in g]
+        # The reviewer's own coding teaches the model the review's topic, which the
+        # project's labels cover least (bench/extract.py measures the gain).
+        evidence += [e for e, _ in reviewed]
+        roles += [set(r) for _, r in reviewed]
         self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles)
         parts = [RULES_METHOD] if settings.rules_blend else []
         parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
+        parts += [f"{REVIEWER_TRAINED}({len(reviewed)})"] if reviewed else []
         self.method = "+".join(parts)
 
     def code(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:

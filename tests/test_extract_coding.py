@@ -1,0 +1,143 @@
+"""Reviewer coding: corrected sentence roles override the coder and teach the role model."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from cmosynth.cli import main
+from cmosynth.errors import InputError
+from cmosynth.extract import SENTENCE_COLUMNS
+from cmosynth.extract.codebook import load_codebook
+from cmosynth.extract.coding import read_coding_file
+from cmosynth.extract.roles import LABELS_PATH, RoleCoder, abstract_evidence
+from cmosynth.files import write_jsonl
+from cmosynth.records import new_record
+
+TITLE = "Co-producing a clinic"
+ABSTRACT = ("BACKGROUND: Services for autistic adults are fragmented and waiting lists are long. "
+            "METHODS: We interviewed 20 staff. RESULTS: Protected time for joint meetings built "
+            "trust, which led to better communication between the organisations.")
+OTHER = ("Mixed teams of patients and clinicians met monthly. Shared decisions improved "
+         "the uptake of the new service.")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: list[dict], columns=SENTENCE_COLUMNS) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture()
+def extracted(tmp_path):
+    """Two records extracted once, as a reviewer finds them: (input, sentence rows)."""
+    records = tmp_path / "included.jsonl"
+    write_jsonl(records, [new_record("test", source_id="1", title=TITLE, abstract=ABSTRACT),
+                          new_record("test", source_id="2", title="Mixed teams", abstract=OTHER)])
+    assert main(["extract", str(records), "-o", str(tmp_path / "cmo.csv"),
+                 "--sentences", str(tmp_path / "sentences.csv")]) == 0
+    return records, read_csv(tmp_path / "sentences.csv")
+
+
+def extract_with(tmp_path, records, *coding: Path) -> tuple[list[dict], list[dict]]:
+    arguments = ["extract", str(records), "-o", str(tmp_path / "cmo2.csv"),
+                 "--sentences", str(tmp_path / "sentences2.csv")]
+    for path in coding:
+        arguments += ["--coding", str(path)]
+    assert main(arguments) == 0
+    return read_csv(tmp_path / "sentences2.csv"), read_csv(tmp_path / "cmo2.csv")
+
+
+def test_reviewer_roles_replace_the_coders_and_are_marked_reviewer(tmp_path, extracted):
+    records, rows = extracted
+    first = [dict(r) for r in rows if r["record_id"] == "test:1"]
+    assert first[2]["text"] == "We interviewed 20 staff." and first[2]["roles"] == ""
+    first[1]["roles"] = ""                       # the background: the reviewer says none
+    first[2]["roles"] = "context"                # the method sentence: the sample is context
+    first[3]["roles"] = "mechanism; outcome"     # spaces after ';' are fine
+    sentences, table = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv", first))
+
+    coded = [r for r in sentences if r["record_id"] == "test:1"]
+    assert [r["roles"] for r in coded[1:]] == ["", "context", "mechanism;outcome"]
+    assert {r["method"] for r in coded} == {"reviewer"}
+    assert coded[2]["context_confidence"] == "1.000" and coded[2]["outcome_confidence"] == ""
+    others = {r["method"] for r in sentences if r["record_id"] == "test:2"}
+    assert others == {"rules-v1+model-v3+reviewer-trained(4)"}, "the model learnt from 4 rows"
+
+    mine = [r for r in table if r["record_id"] == "test:1"]
+    assert mine and {r["method"] for r in mine} == {"reviewer"}
+    assert any(r["context_quote"] == "We interviewed 20 staff." for r in mine)
+    assert not any("fragmented" in r["context_quote"] for r in mine)
+
+
+def test_the_role_model_learns_from_the_reviewers_coding():
+    if not LABELS_PATH.exists():
+        pytest.skip("the project's labelled sentences are not in this checkout")
+    codebook = load_codebook()
+    sentences = [("Waiting lists for the autism clinic grew to two years.", None),
+                 ("Referrals doubled after the new pathway opened.", None)]
+    evidence = abstract_evidence(sentences, codebook, "A new pathway")
+    before = RoleCoder(codebook).model.probabilities(evidence)
+    after = RoleCoder(codebook, reviewed=[(evidence[0], {"context"}), (evidence[1], {"outcome"})]
+                      ).model.probabilities(evidence)
+    assert after[0]["context"] > before[0]["context"]
+    assert after[1]["outcome"] > before[1]["outcome"]
+
+
+def test_a_row_whose_sentence_changed_is_left_out_with_a_warning(tmp_path, extracted, capsys):
+    records, rows = extracted
+    stale = dict(rows[2], roles="outcome", text="We interviewed 12 staff.")
+    unknown = dict(rows[2], record_id="test:9")
+    capsys.readouterr()
+    sentences, _ = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv",
+                                                             [stale, unknown]))
+    assert sentences[2]["roles"] == rows[2]["roles"] and sentences[2]["method"] != "reviewer"
+    log = capsys.readouterr().err
+    assert "mine.csv:2: sentence 3 of test:1 now reads 'We interviewed 20 staff.'" in log
+    assert "1 coded sentence(s) are not among the records extracted (e.g." in log
+
+
+def test_later_rows_and_files_win_and_text_is_optional(tmp_path, extracted):
+    records, rows = extracted
+    columns = ("record_id", "sentence", "roles")
+    early = write_csv(tmp_path / "a.csv", [dict(rows[2], roles="outcome")], columns)
+    late = write_csv(tmp_path / "b.csv", [dict(rows[2], roles="none"),
+                                          dict(rows[2], roles="context")], columns)
+    sentences, _ = extract_with(tmp_path, records, early, late)
+    assert sentences[2]["roles"] == "context" and sentences[2]["method"] == "reviewer"
+
+
+@pytest.mark.parametrize("content, line, words", [
+    ("record_id,sentence,roles\ntest:1,3,context\ntest:1,4,contxt\n", 3, "role 'contxt' is not"),
+    ("record_id,sentence,roles\ntest:1,three,context\n", 2, "must be the sentence's number"),
+    ("record_id,roles\ntest:1,context\n", 1, "missing column(s) sentence"),
+])
+def test_coding_errors_name_file_and_line_and_exit_2(tmp_path, extracted, capsys, content,
+                                                      line, words):
+    records, _ = extracted
+    coding = tmp_path / "coding.csv"
+    coding.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError):
+        read_coding_file(coding)
+    assert main(["extract", str(records), "-o", str(tmp_path / "out.csv"),
+                 "--coding", str(coding)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"coding.csv:{line}: " in error and words in error and "Traceback" not in error
+    assert len(error.splitlines()) == 1
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_missing_coding_file_names_the_topic_key(tmp_path, extracted, capsys):
+    records, _ = extracted
+    assert main(["extract", str(records), "-o", str(tmp_path / "out.csv"),
+                 "--coding", str(tmp_path / "nowhere.csv")]) == 2
+    assert "extract.coding" in capsys.readouterr().err
