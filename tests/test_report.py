@@ -137,6 +137,23 @@ def test_machine_made_screening_is_said_plainly(topic_dir, tmp_path):
     assert "The stopping rule was not applied." in html
 
 
+def test_the_report_says_how_much_of_the_coding_a_reviewer_did(topic_dir, tmp_path):
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+             "search": {"imports": []}}
+    columns = ["record_id", "sentence", "roles", "method", "text"]
+    rows = [{"record_id": f"pmid:{k}", "sentence": n, "roles": "", "method": "rules-v1+model-v3",
+             "text": "A sentence."} for k in (1, 2, 5) for n in (1, 2)]
+    write_csv(topic_dir / "extract" / "sentences.csv", rows, columns)
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "Every sentence was machine-coded: no reviewer coding was given" in html
+    rows[0]["method"] = rows[1]["method"] = rows[4]["method"] = "reviewer"
+    write_csv(topic_dir / "extract" / "sentences.csv", rows, columns)
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "A reviewer coded 3 of the 6 sentences (2 of 3 records;" in html
+    assert "(a reviewer coded 3 of 6 sentences)" in html and "machine-coded: no" not in html
+
+
 def write_run(topic_dir: Path, name: str, maxdate: str, pmids: list[str]) -> None:
     run = topic_dir / "search" / name
     write_records(run / "records.jsonl", [new_record("pubmed", pmid=p, title=f"Record {p}")

@@ -86,6 +86,7 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert int(prisma["duplicates"]) == sum(1 for r in records if r.get("duplicate_of"))
     html = (topic_dir / "report" / "index.html").read_text(encoding="utf-8")
     assert "Screening was machine-made" in html
+    assert "Every sentence was machine-coded" in html
     assert "coproduction[tiab] AND health[tiab]" in html
     for name in ("prisma.svg", "review.xlsx", "included.ris"):
         assert (topic_dir / "report" / name).stat().st_size > 0
@@ -115,6 +116,8 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
                for r in read_csv(topic_dir / "extract" / "sentences.csv")}
     mine = recoded[(coded["record_id"], coded["sentence"])]
     assert (mine["roles"], mine["method"]) == ("context;outcome", "reviewer")
+    html = (topic_dir / "report" / "index.html").read_text(encoding="utf-8")
+    assert f"A reviewer coded 1 of the {len(recoded)} sentences (1 of {len(by_id)} records" in html
     assert any(quote and quote in coded["text"] for r in read_csv(topic_dir / "extract" / "cmo.csv")
                if r["record_id"] == coded["record_id"]
                for quote in (r["context_quote"], r["outcome_quote"]))

@@ -6,6 +6,7 @@ rule report:
         screening=f"{OUT}/{{topic}}/screen/screening.csv",
         included=f"{OUT}/{{topic}}/screen/included.jsonl",
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
+        sentences=f"{OUT}/{{topic}}/extract/sentences.csv",
         theories=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
     output:
         html=f"{OUT}/{{topic}}/report/index.html",

@@ -18,6 +18,7 @@ import jinja2
 from cmosynth import __version__
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
+from cmosynth.extract.coding import REVIEWER_METHOD
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
@@ -168,6 +169,18 @@ def _theories(topic_dir: Path, codebook: Codebook | None, cmo_rows: list[dict],
     return theories
 
 
+def _coding_summary(topic_dir: Path) -> dict | None:
+    """How many sentences a reviewer coded (extract.coding), of how many, in how many
+    records; None without a sentence table."""
+    sentences = _read_csv(topic_dir / "extract" / "sentences.csv")
+    if not sentences:
+        return None
+    reviewed = [r for r in sentences if r.get("method") == REVIEWER_METHOD]
+    return {"sentences": len(sentences), "reviewed": len(reviewed),
+            "records": len({r["record_id"] for r in sentences}),
+            "reviewed_records": len({r["record_id"] for r in reviewed})}
+
+
 def _cite(record: dict | None, record_id: str) -> str:
     if not record:
         return record_id
@@ -195,6 +208,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "n_cmocs": len(cmo_rows),
         "n_cmoc_records": len({r["record_id"] for r in cmo_rows}),
         "extraction_methods": sorted({r["method"] for r in cmo_rows if r.get("method")}),
+        "coding": _coding_summary(topic_dir),
         "characteristics": _characteristics(included),
         "theories": theories,
         "status_counts": dict(sorted(Counter(t["status"] for t in theories).items())),
