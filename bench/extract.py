@@ -214,6 +214,13 @@ def main() -> None:
     if FINE_TUNED_ROW in results:
         from cmosynth.extract.finetune import FineTunedRoles
 
+        # The encoder learns from dev alone whatever the reviewer codes (RoleCoder), so
+        # every coder here reuses the fine-tuning of the rows above.
+        print_reviewer_coding(args.labels, codebook, abstracts, evidence["test"], gold["test"],
+                              fine_tuned=lambda: FineTunedRoles(cache=fine_tune_cache))
+    if FINE_TUNED_ROW in results:
+        from cmosynth.extract.finetune import FineTunedRoles
+
         print_cmo_table_roles(args.labels, codebook, abstracts,
                               FineTunedRoles(cache=fine_tune_cache))
     if args.learning_curve:
@@ -439,22 +446,24 @@ def print_learning_curve(labels, codebook, abstracts, shares=(2 / 3, 1.0),
 
 
 def print_reviewer_coding(labels, codebook, abstracts, evidence, gold, sizes=(5, 10, None),
-                          folds: int = 3) -> None:
+                          folds: int = 3, repeats: int = REPEATS, fine_tuned=None) -> None:
     """What a reviewer's own coding (topic `extract.coding`) brings on the rest of their
     review. The first batch's test abstracts (about services and involvement; nothing was
-    tuned on them) stand for a review: split into `folds` folds (3 seeded partitions), the
-    reviewer codes `size` abstracts of the other folds, and the coder as extraction trains
-    it (`RoleCoder`, on dev plus the reviewer's coding) codes the held-out fold; against the
-    same coder without the reviewer's coding."""
+    tuned on them) stand for a review: split into `folds` folds (`repeats` seeded
+    partitions), the reviewer codes `size` abstracts of the other folds, and the coder as
+    extraction trains it (`RoleCoder`, on dev plus the reviewer's coding) codes the
+    held-out fold; against the same coder without the reviewer's coding. `fine_tuned`
+    makes a `FineTunedRoles` for each coder: the embeddings extra."""
     tests = [a for a in abstracts if a["split"] == "test"]
     review = [k for k, a in enumerate(tests) if a.get("annotator") == "batch1"]
-    print(f"\nreviewer coding: {R.DEFAULT_APPROACH} trained on dev, then also on the reviewer's "
-          f"coding of some of the {len(review)} first-batch test abstracts, scored on the others "
-          f"({folds} folds, mean of {REPEATS} partitions):")
+    name = FINE_TUNED_ROW if fine_tuned else R.DEFAULT_APPROACH
+    print(f"\nreviewer coding: {name} trained on dev, then also on the reviewer's coding of "
+          f"some of the {len(review)} first-batch test abstracts, scored on the others "
+          f"({folds} folds, mean of {repeats} partition(s)):")
 
     def held_out_f1(reviewed_count: int | None) -> float:
         runs = []
-        for repeat in range(REPEATS):
+        for repeat in range(repeats):
             order = list(review)
             random.Random(repeat).shuffle(order)
             gold_rows, predicted = [], []
@@ -463,7 +472,8 @@ def print_reviewer_coding(labels, codebook, abstracts, evidence, gold, sizes=(5,
                 coded = [k for k in order if k not in held][:reviewed_count]
                 reviewed = [(e, g) for k in coded for e, g in zip(evidence[k], gold[k])] \
                     if reviewed_count != 0 else []
-                coder = R.RoleCoder(codebook, labels=labels, splits=("dev",), reviewed=reviewed)
+                coder = R.RoleCoder(codebook, labels=labels, splits=("dev",), reviewed=reviewed,
+                                    fine_tuned=fine_tuned() if fine_tuned else None)
                 for k in held:
                     gold_rows += gold[k]
                     predicted += [set(p) for p in coder.code(evidence[k])]

@@ -93,6 +93,30 @@ def test_the_role_model_learns_from_the_reviewers_coding():
     assert after[1]["outcome"] > before[1]["outcome"]
 
 
+def test_the_fine_tuned_encoder_keeps_to_the_projects_labels():
+    if not LABELS_PATH.exists():
+        pytest.skip("the project's labelled sentences are not in this checkout")
+
+    class Encoder:
+        """Stands for FineTunedRoles: records what it learns from."""
+        method = "encoder"
+
+        def fit(self, evidence, labels):
+            self.learnt = list(evidence)
+            return self
+
+        def probabilities(self, evidence):
+            return [dict.fromkeys(("context", "mechanism", "outcome"), 0.0) for _ in evidence]
+
+    codebook = load_codebook()
+    evidence = abstract_evidence([("Waiting lists grew to two years.", None)], codebook)
+    plain, coded = Encoder(), Encoder()
+    RoleCoder(codebook, fine_tuned=plain)
+    coder = RoleCoder(codebook, fine_tuned=coded, reviewed=[(evidence[0], {"context"})])
+    assert coded.learnt == plain.learnt and evidence[0] not in coded.learnt
+    assert coder.method == "rules-v1+model-v3+encoder+reviewer-trained(1)"
+
+
 def test_a_row_whose_sentence_changed_is_left_out_with_a_warning(tmp_path, extracted, capsys):
     records, rows = extracted
     stale = dict(rows[2], roles="outcome", text="We interviewed 12 staff.")

@@ -5,7 +5,9 @@
 coded elements into CMOCs, maps each to its best programme theory and writes the CMO table
 (DESIGN.md: `extract/cmo.csv`), sorted and byte-identical on rerun. With `sentences=`, it
 also writes every sentence with the roles it was given and their confidences: the coding
-audit trail a reviewer checks (and what a sentence-level evaluation scores).
+audit trail a reviewer checks (and what a sentence-level evaluation scores). With
+`coding=`, sentences a reviewer has coded keep the reviewer's roles and teach the coder
+(`cmosynth.extract.coding`).
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
                 coder: RoleCoder | None = None) -> Extraction:
     """CMO table rows (sorted by record_id then cmoc_id) and sentence table rows (by
     record_id, then reading order) for `records`; `coder` replaces the one the options
-    would train (bench/extract.py passes one trained on dev alone)."""
+    would train (bench/extract.py passes one trained on dev alone). Sentences in the
+    reviewer's coding (`options.coding`) get the reviewer's roles, and the coder the
+    options train learns from them too."""
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     coding = read_coding(options.coding)     # first: a bad file stops before any work

@@ -477,15 +477,18 @@ class RoleModel:
         return LogisticRegression(C=self.settings.c, class_weight="balanced", max_iter=3000,
                                   solver="liblinear", random_state=0).fit(matrix, target)
 
-    def fit(self, evidence: Sequence[SentenceEvidence], labels: Sequence[Iterable[str]]) -> RoleModel:
+    def fit(self, evidence: Sequence[SentenceEvidence], labels: Sequence[Iterable[str]],
+            fine_tune_count: int | None = None) -> RoleModel:
         """Train on sentences (flat, in abstract order) and their roles; with
-        `tune_thresholds`, first pick each role's threshold by grouped CV on them."""
+        `tune_thresholds`, first pick each role's threshold by grouped CV on them. The
+        fine-tuned encoder, if any, learns from the first `fine_tune_count` only (all
+        when None)."""
         sets = [set(roles) for roles in labels]
         if self.settings.tune_thresholds:
             self.thresholds = self._cross_validated_thresholds(evidence, sets)
         self._fit_models(evidence, sets)
         if self.fine_tuned is not None:
-            self.fine_tuned.fit(evidence, sets)
+            self.fine_tuned.fit(evidence[:fine_tune_count], sets[:fine_tune_count])
         return self
 
     def _cross_validated_thresholds(self, evidence: Sequence[SentenceEvidence],
@@ -655,11 +658,16 @@ class RoleCoder:
             groups, gold = labelled_examples(labels, self.codebook, split)
             evidence += [e for g in groups for e in g]
             roles += [r for g in union_labels(labels, split, gold) for r in g]
-        # The reviewer's own coding teaches the model the review's topic, which the
-        # project's labels cover least (bench/extract.py measures the gain).
+        # The reviewer's own coding teaches the lexical model the review's topic, which
+        # the project's labels cover least (bench/extract.py measures the gain). The
+        # fine-tuned encoder keeps to the project's labels: learning the coding as well
+        # gained nothing measurable on the bench, and would cost minutes of fine-tuning
+        # at every edit of the coding file.
+        project = len(evidence)
         evidence += [e for e, _ in reviewed]
         roles += [set(r) for _, r in reviewed]
-        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles)
+        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles,
+                                                                    fine_tune_count=project)
         parts = [RULES_METHOD] if settings.rules_blend else []
         parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
         parts += [f"{REVIEWER_TRAINED}({len(reviewed)})"] if reviewed else []
