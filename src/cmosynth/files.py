@@ -1,12 +1,14 @@
-"""Writing outputs safely: nothing is ever left half-written.
+"""Writing outputs safely, and reading the files people write.
 
 Every output goes to a temporary file in the same folder and is renamed into place
 only when complete, so an interrupted run leaves either the old file or the new one.
+A reviewer's CSV is opened once, the same way, by `open_reviewer_csv`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import json
 import os
@@ -14,6 +16,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from cmosynth.errors import InputError
 
 
 @contextlib.contextmanager
@@ -89,3 +93,22 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(obj, dict):
                 raise InputError(path, "each line must be a JSON object", line=number)
             yield obj
+
+
+@contextlib.contextmanager
+def open_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_found: str,
+                      header: str) -> Iterator[tuple[csv.DictReader, dict[str, str]]]:
+    """A CSV a reviewer owns (UTF-8, with or without BOM): its reader and its columns, the
+    header names lower-cased and stripped mapped to the file's own. `not_found` and
+    `header` say what to do when the file is missing or lacks a `required` column."""
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError(path, not_found) from None
+    with handle:
+        reader = csv.DictReader(handle)
+        columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise InputError(path, f"missing column(s) {', '.join(missing)}; {header}", line=1)
+        yield reader, columns

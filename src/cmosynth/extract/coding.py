@@ -17,7 +17,6 @@ on abstracts nothing was tuned on.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES
+from cmosynth.files import open_reviewer_csv
 
 log = logging.getLogger("cmosynth.extract.coding")
 
@@ -64,18 +64,11 @@ def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
 def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
     """The rows of one reviewer coding file, in file order."""
     path = Path(path)
-    try:
-        handle = open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise InputError(path, "reviewer coding file not found; check extract.coding in the "
-                               "topic file") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise InputError(path, f"missing column(s) {', '.join(missing)}; copy rows with "
-                                   "the header of extract/sentences.csv", line=1)
+    with open_reviewer_csv(path, REQUIRED_COLUMNS,
+                           not_found="reviewer coding file not found; check extract.coding "
+                                     "in the topic file",
+                           header="copy rows with the header of extract/sentences.csv"
+                           ) as (reader, columns):
         rows = []
         for row in reader:
             def cell(name: str) -> str:

@@ -10,7 +10,6 @@ that full-text screening can settle it.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from sklearn.metrics import cohen_kappa_score
 
 from cmosynth.errors import InputError
+from cmosynth.files import open_reviewer_csv
 
 log = logging.getLogger("cmosynth.screen.decisions")
 
@@ -52,18 +52,11 @@ def read_decision_file(path: str | Path, known_ids: Mapping[str, str]) -> list[R
     """Decisions of one file, in file order. `known_ids` maps every record id the
     reviewer may use (duplicates included) to the id of the record that is screened."""
     path = Path(path)
-    try:
-        handle = open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise InputError(path, "reviewer decisions file not found; check screen.decisions "
-                               "in the topic file") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-        missing = [c for c in ("record_id", "decision") if c not in columns]
-        if missing:
-            raise InputError(path, f"missing column(s) {', '.join(missing)}; the header must "
-                                   f"be record_id,decision,reason,reviewer", line=1)
+    with open_reviewer_csv(path, ("record_id", "decision"),
+                           not_found="reviewer decisions file not found; check "
+                                     "screen.decisions in the topic file",
+                           header="the header must be record_id,decision,reason,reviewer"
+                           ) as (reader, columns):
         decisions = []
         for row in reader:
             decision = _read_row(row, columns, path, reader.line_num, known_ids)
