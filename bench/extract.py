@@ -218,9 +218,6 @@ def main() -> None:
         # every coder here reuses the fine-tuning of the rows above.
         print_reviewer_coding(args.labels, codebook, abstracts, evidence["test"], gold["test"],
                               fine_tuned=lambda: FineTunedRoles(cache=fine_tune_cache))
-    if FINE_TUNED_ROW in results:
-        from cmosynth.extract.finetune import FineTunedRoles
-
         print_cmo_table_roles(args.labels, codebook, abstracts,
                               FineTunedRoles(cache=fine_tune_cache))
     if args.learning_curve:
@@ -470,8 +467,7 @@ def print_reviewer_coding(labels, codebook, abstracts, evidence, gold, sizes=(5,
             for fold in range(folds):
                 held = order[fold::folds]
                 coded = [k for k in order if k not in held][:reviewed_count]
-                reviewed = [(e, g) for k in coded for e, g in zip(evidence[k], gold[k])] \
-                    if reviewed_count != 0 else []
+                reviewed = [(e, g) for k in coded for e, g in zip(evidence[k], gold[k])]
                 coder = R.RoleCoder(codebook, labels=labels, splits=("dev",), reviewed=reviewed,
                                     fine_tuned=fine_tuned() if fine_tuned else None)
                 for k in held:
@@ -483,7 +479,7 @@ def print_reviewer_coding(labels, codebook, abstracts, evidence, gold, sizes=(5,
     baseline = held_out_f1(0)
     print(f"  without the reviewer's coding: macro F1 {baseline:.3f}")
     for size in sizes:
-        coded = size or len(review) - len(review) // folds - (len(review) % folds > 0)
+        coded = size or round(len(review) * (folds - 1) / folds)
         gain = held_out_f1(size) - baseline
         print(f"  the reviewer coded {'all ' if size is None else ''}{coded} abstracts: macro F1 "
               f"{baseline + gain:.3f} ({gain:+.3f})", flush=True)
