@@ -2,7 +2,7 @@
 
 Every output goes to a temporary file in the same folder and is renamed into place
 only when complete, so an interrupted run leaves either the old file or the new one.
-A reviewer's CSV is opened once, the same way, by `open_reviewer_csv`.
+A reviewer's CSV is read the same way everywhere, by `read_reviewer_csv`.
 """
 
 from __future__ import annotations
@@ -95,12 +95,12 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             yield obj
 
 
-@contextlib.contextmanager
-def open_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_found: str,
-                      header: str) -> Iterator[tuple[csv.DictReader, dict[str, str]]]:
-    """A CSV a reviewer owns (UTF-8, with or without BOM): its reader and its columns, the
-    header names lower-cased and stripped mapped to the file's own. `not_found` and
-    `header` say what to do when the file is missing or lacks a `required` column."""
+def read_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_found: str,
+                      header: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a CSV a reviewer owns (UTF-8, with or without BOM), each with the line
+    it starts on: column names lower-cased, cells stripped, a missing cell empty.
+    `not_found` and `header` say what to do when the file is missing or lacks a
+    `required` column (InputError naming the file, and line 1 for the header)."""
     try:
         handle = open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
@@ -111,4 +111,7 @@ def open_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_f
         missing = [c for c in required if c not in columns]
         if missing:
             raise InputError(path, f"missing column(s) {', '.join(missing)}; {header}", line=1)
-        yield reader, columns
+        start = reader.line_num + 1
+        for row in reader:
+            yield start, {name: (row.get(key) or "").strip() for name, key in columns.items()}
+            start = reader.line_num + 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from cmosynth.dedup.engine import (DEDUP_FIELDS, REVIEW_COLUMNS, DedupResult, Override,
                                    dedup_records)
 from cmosynth.errors import InputError
-from cmosynth.files import atomic_write, write_jsonl
+from cmosynth.files import atomic_write, read_reviewer_csv, write_jsonl
 from cmosynth.imports import read_records_file
 from cmosynth.records import read_records, write_records
 
@@ -33,27 +33,20 @@ _DECISIONS = {"duplicates": True, "duplicate": True, "not_duplicates": False,
 
 def read_overrides(path: str | os.PathLike) -> list[Override]:
     """Reviewer decisions on pairs: record_id_a, record_id_b, decision[, reviewer, reason]."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "overrides file not found; check dedup.overrides in the topic")
     overrides = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"record_id_a", "record_id_b", "decision"} - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}; the header "
-                             "must be record_id_a,record_id_b,decision[,reviewer,reason]", line=1)
-        for line, row in enumerate(reader, start=2):
-            decision = (row.get("decision") or "").strip().lower()
-            if decision not in _DECISIONS:
-                raise InputError(path, f"decision {row.get('decision')!r} is neither "
-                                 "'duplicates' nor 'not_duplicates'", line=line)
-            a, b = (row.get("record_id_a") or "").strip(), (row.get("record_id_b") or "").strip()
-            if not a or not b:
-                raise InputError(path, "record_id_a and record_id_b are both needed", line=line)
-            overrides.append(Override(a, b, _DECISIONS[decision],
-                                      (row.get("reviewer") or "").strip(),
-                                      (row.get("reason") or "").strip()))
+    for line, row in read_reviewer_csv(
+            path, ("decision", "record_id_a", "record_id_b"),
+            not_found="overrides file not found; check dedup.overrides in the topic",
+            header="the header must be record_id_a,record_id_b,decision[,reviewer,reason]"):
+        decision = row["decision"].lower()
+        if decision not in _DECISIONS:
+            raise InputError(path, f"decision {row['decision']!r} is neither 'duplicates' nor "
+                                   "'not_duplicates'", line=line)
+        a, b = row["record_id_a"], row["record_id_b"]
+        if not a or not b:
+            raise InputError(path, "record_id_a and record_id_b are both needed", line=line)
+        overrides.append(Override(a, b, _DECISIONS[decision], row.get("reviewer", ""),
+                                  row.get("reason", "")))
     return overrides
 
 

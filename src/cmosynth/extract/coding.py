@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES
-from cmosynth.files import open_reviewer_csv
+from cmosynth.files import read_reviewer_csv
 
 log = logging.getLogger("cmosynth.extract.coding")
 
@@ -64,26 +64,19 @@ def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
 def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
     """The rows of one reviewer coding file, in file order."""
     path = Path(path)
-    with open_reviewer_csv(path, REQUIRED_COLUMNS,
-                           not_found="reviewer coding file not found; check extract.coding "
-                                     "in the topic file",
-                           header="copy rows with the header of extract/sentences.csv"
-                           ) as (reader, columns):
-        rows = []
-        for row in reader:
-            def cell(name: str) -> str:
-                return (row.get(columns[name]) or "").strip() if name in columns else ""
-
-            record_id, number = cell("record_id"), cell("sentence")
-            if not record_id and not number:
-                continue
-            if not number.isdigit() or int(number) < 1:
-                raise InputError(path, f"sentence {number!r} must be the sentence's number "
-                                       "in extract/sentences.csv (1, 2, ...)", line=reader.line_num)
-            roles = parse_roles(cell("roles"), path, reader.line_num)
-            text = row.get(columns["text"]) if "text" in columns else None
-            rows.append(CodedByReviewer(record_id, int(number), roles, text, str(path),
-                                        reader.line_num))
+    rows = []
+    for line, row in read_reviewer_csv(
+            path, REQUIRED_COLUMNS,
+            not_found="reviewer coding file not found; check extract.coding in the topic file",
+            header="copy rows with the header of extract/sentences.csv"):
+        record_id, number = row["record_id"], row["sentence"]
+        if not record_id and not number:
+            continue
+        if not number.isdigit() or int(number) < 1:
+            raise InputError(path, f"sentence {number!r} must be the sentence's number in "
+                                   "extract/sentences.csv (1, 2, ...)", line=line)
+        rows.append(CodedByReviewer(record_id, int(number), parse_roles(row["roles"], path, line),
+                                    row.get("text"), str(path), line))
     return rows
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from sklearn.metrics import cohen_kappa_score
 
 from cmosynth.errors import InputError
-from cmosynth.files import open_reviewer_csv
+from cmosynth.files import read_reviewer_csv
 
 log = logging.getLogger("cmosynth.screen.decisions")
 
@@ -52,24 +52,17 @@ def read_decision_file(path: str | Path, known_ids: Mapping[str, str]) -> list[R
     """Decisions of one file, in file order. `known_ids` maps every record id the
     reviewer may use (duplicates included) to the id of the record that is screened."""
     path = Path(path)
-    with open_reviewer_csv(path, ("record_id", "decision"),
-                           not_found="reviewer decisions file not found; check "
-                                     "screen.decisions in the topic file",
-                           header="the header must be record_id,decision,reason,reviewer"
-                           ) as (reader, columns):
-        decisions = []
-        for row in reader:
-            decision = _read_row(row, columns, path, reader.line_num, known_ids)
-            if decision is not None:
-                decisions.append(decision)
-    return decisions
+    rows = read_reviewer_csv(path, ("record_id", "decision"),
+                             not_found="reviewer decisions file not found; check "
+                                       "screen.decisions in the topic file",
+                             header="the header must be record_id,decision,reason,reviewer")
+    return [d for line, row in rows if (d := _read_row(row, path, line, known_ids)) is not None]
 
 
-def _read_row(row: dict, columns: dict, path: Path, line: int,
+def _read_row(row: dict[str, str], path: Path, line: int,
               known_ids: Mapping[str, str]) -> ReviewerDecision | None:
     def cell(name: str) -> str:
-        key = columns.get(name)
-        return (row.get(key) or "").strip() if key else ""
+        return row.get(name, "")
 
     record_id, value = cell("record_id"), cell("decision")
     if not record_id and not value:
