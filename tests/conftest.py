@@ -3,7 +3,9 @@ tests that need it skip with a reason when it is absent."""
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,24 @@ def shared_path(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"shared data not available: {path} (set CMOSYNTH_SHARED_DATA)")
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a CSV a stage wrote."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: Iterable[dict], columns: Iterable[str]) -> Path:
+    """A CSV as a reviewer or an earlier stage would leave it (columns not listed are
+    dropped from the rows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
+from conftest import read_csv, write_csv
 from cmosynth.cli import main
 from cmosynth.errors import InputError
 from cmosynth.extract import SENTENCE_COLUMNS
@@ -22,19 +22,6 @@ ABSTRACT = ("BACKGROUND: Services for autistic adults are fragmented and waiting
             "trust, which led to better communication between the organisations.")
 OTHER = ("Mixed teams of patients and clinicians met monthly. Shared decisions improved "
          "the uptake of the new service.")
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_csv(path: Path, rows: list[dict], columns=SENTENCE_COLUMNS) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture()
@@ -64,7 +51,7 @@ def test_reviewer_roles_replace_the_coders_and_are_marked_reviewer(tmp_path, ext
     first[1]["roles"] = ""                       # the background: the reviewer says none
     first[2]["roles"] = "context"                # the method sentence: the sample is context
     first[3]["roles"] = "mechanism; outcome"     # spaces after ';' are fine
-    sentences, table = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv", first))
+    sentences, table = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv", first, SENTENCE_COLUMNS))
 
     coded = [r for r in sentences if r["record_id"] == "test:1"]
     assert [r["roles"] for r in coded[1:]] == ["", "context", "mechanism;outcome"]
@@ -123,7 +110,7 @@ def test_a_row_whose_sentence_changed_is_left_out_with_a_warning(tmp_path, extra
     unknown = dict(rows[2], record_id="test:9")
     capsys.readouterr()
     sentences, _ = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv",
-                                                             [stale, unknown]))
+                                                             [stale, unknown], SENTENCE_COLUMNS))
     assert sentences[2]["roles"] == rows[2]["roles"] and sentences[2]["method"] != "reviewer"
     log = capsys.readouterr().err
     assert "mine.csv:2: sentence 3 of test:1 now reads 'We interviewed 20 staff.'" in log

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from lxml import etree
 from openpyxl import load_workbook
 
+from conftest import write_csv
 from cmosynth.errors import InputError
 from cmosynth.records import new_record, write_records
 from cmosynth.report import report_topic
@@ -19,14 +19,6 @@ from cmosynth.report.prisma import count_screening, prisma_counts, prisma_csv_ro
 REPO = Path(__file__).resolve().parent.parent
 SCREENING_COLUMNS = ["record_id", "rank", "score", "rule_decision", "rule_reason",
                      "reviewer_decision", "decision", "exclusion_reason", "decided_by"]
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def screening_row(record_id, decision, decided_by, rule_decision="", rule_reason=""):

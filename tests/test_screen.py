@@ -22,7 +22,7 @@ from cmosynth.files import write_jsonl
 from cmosynth.records import new_record, read_records
 from cmosynth.screen import screen_topic
 from cmosynth.screen.rules import criteria_rules, rule_exclusion
-from conftest import shared_path
+from conftest import read_csv, shared_path
 
 REPO = Path(__file__).resolve().parent.parent
 #: The default topic's own PubMed query: the cold start is judged on what users run.
@@ -79,11 +79,6 @@ def write_decisions(path: Path, rows: list[tuple]) -> Path:
         writer.writerow(["record_id", "decision", "reason", "reviewer"])
         writer.writerows(rows)
     return path
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def screen_dir(tmp_path: Path) -> Path:

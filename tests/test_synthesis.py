@@ -8,7 +8,6 @@ refined, PT3 contested (while also supported) and PT4 has no evidence.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import subprocess
@@ -20,6 +19,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import read_csv, write_csv
 from cmosynth.cli import main
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import DEFAULT_CODEBOOK, Codebook, load_codebook
@@ -30,19 +30,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "synthesis"
 CMO = FIXTURES / "cmo.csv"
 RECORDS = FIXTURES / "records.jsonl"
 CODEBOOK = FIXTURES / "codebook.yaml"
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_csv(path: Path, rows: list[dict], columns=CMO_COLUMNS) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def fixture_rows() -> list[dict]:
@@ -289,7 +276,7 @@ def test_markdown_renders_one_section_per_theory_and_the_closing_section(synthes
 def test_rerun_and_reordered_rows_give_byte_identical_files(tmp_path, synthesis_dir):
     rows = fixture_rows()
     random.Random(7).shuffle(rows)
-    shuffled = write_csv(tmp_path / "cmo.csv", rows)
+    shuffled = write_csv(tmp_path / "cmo.csv", rows, CMO_COLUMNS)
     for name in ("again", "shuffled"):
         source = CMO if name == "again" else shuffled
         synthesize_files(source, records=RECORDS, codebook=CODEBOOK, output_dir=tmp_path / name)
@@ -298,7 +285,7 @@ def test_rerun_and_reordered_rows_give_byte_identical_files(tmp_path, synthesis_
 
 
 def test_empty_cmo_table_gives_valid_files_stating_no_evidence(tmp_path):
-    empty = write_csv(tmp_path / "cmo.csv", [])
+    empty = write_csv(tmp_path / "cmo.csv", [], CMO_COLUMNS)
     synthesize_files(empty, records=RECORDS, codebook=CODEBOOK, output_dir=tmp_path / "out")
     status = read_csv(tmp_path / "out" / "theory_status.csv")
     assert [r["status"] for r in status] == ["no evidence"] * 4
@@ -333,7 +320,7 @@ def test_missing_column_exits_2_naming_file_and_line(tmp_path, capsys):
 def test_unknown_concept_id_exits_2_naming_the_line(tmp_path, capsys):
     rows = fixture_rows()
     rows[4]["mechanism"] = "mech_not_in_codebook"
-    bad = write_csv(tmp_path / "cmo.csv", rows)
+    bad = write_csv(tmp_path / "cmo.csv", rows, CMO_COLUMNS)
     assert run_cli(bad, "--records", RECORDS, "--codebook", CODEBOOK, "-o", tmp_path / "o") == 2
     err = capsys.readouterr().err
     assert f"{bad}:6:" in err and "mech_not_in_codebook" in err
@@ -370,7 +357,7 @@ def test_cmoc_of_a_record_not_in_the_records_file_is_an_input_error():
 def test_repeated_cmoc_id_is_an_input_error_naming_the_line(tmp_path):
     rows = fixture_rows()
     rows[2]["cmoc_id"] = rows[1]["cmoc_id"]
-    bad = write_csv(tmp_path / "cmo.csv", rows)
+    bad = write_csv(tmp_path / "cmo.csv", rows, CMO_COLUMNS)
     with pytest.raises(InputError, match=rf"{bad}:4: cmoc_id .* is repeated"):
         synthesize_files(bad, records=RECORDS, codebook=CODEBOOK, output_dir=tmp_path / "o")
 
@@ -411,7 +398,7 @@ def test_default_codebook_synthesis_supports_a_theory_evidenced_in_two_records(t
     outcome = theory["outcomes"][0]
     rows = [cmoc(record_id, 1, theory["id"], mechanism=mechanism, outcome=outcome)
             for record_id in ("pmid:32486987", "doi:10.1111/hex.13774")]
-    cmo = write_csv(tmp_path / "cmo.csv", rows)
+    cmo = write_csv(tmp_path / "cmo.csv", rows, CMO_COLUMNS)
     synthesize_files(cmo, records=RECORDS, codebook=None, output_dir=tmp_path / "out")
     status = {r["theory_id"]: r for r in read_csv(tmp_path / "out" / "theory_status.csv")}
     assert list(status) == [t["id"] for t in book["theories"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import read_csv
 from eutils_server import eutils_server  # noqa: F401 (fixture)
 
 from cmosynth.records import read_records
@@ -26,11 +27,6 @@ def run_snakemake(workdir: Path, topic: Path, outputs: Path) -> subprocess.Compl
                "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "2",
                "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2025-12-31"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.mark.slow
