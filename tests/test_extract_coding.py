@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from cmosynth.cli import main
 from cmosynth.errors import InputError
 from cmosynth.extract import SENTENCE_COLUMNS
 from cmosynth.extract.codebook import load_codebook
-from cmosynth.extract.coding import read_coding_file
+from cmosynth.extract.coding import read_coding_file, role_agreement
 from cmosynth.extract.roles import LABELS_PATH, RoleCoder, abstract_evidence
 from cmosynth.files import write_jsonl
 from cmosynth.records import new_record
@@ -51,7 +52,8 @@ def test_reviewer_roles_replace_the_coders_and_are_marked_reviewer(tmp_path, ext
     first[1]["roles"] = ""                       # the background: the reviewer says none
     first[2]["roles"] = "context"                # the method sentence: the sample is context
     first[3]["roles"] = "mechanism; outcome"     # spaces after ';' are fine
-    sentences, table = extract_with(tmp_path, records, write_csv(tmp_path / "mine.csv", first, SENTENCE_COLUMNS))
+    sentences, table = extract_with(tmp_path, records,
+                                    write_csv(tmp_path / "mine.csv", first, SENTENCE_COLUMNS))
 
     coded = [r for r in sentences if r["record_id"] == "test:1"]
     assert [r["roles"] for r in coded[1:]] == ["", "context", "mechanism;outcome"]
@@ -117,14 +119,95 @@ def test_a_row_whose_sentence_changed_is_left_out_with_a_warning(tmp_path, extra
     assert "1 coded sentence(s) are not among the records extracted (e.g." in log
 
 
-def test_later_rows_and_files_win_and_text_is_optional(tmp_path, extracted):
+def test_a_reviewers_later_rows_and_files_win_and_text_is_optional(tmp_path, extracted):
     records, rows = extracted
-    columns = ("record_id", "sentence", "roles")
-    early = write_csv(tmp_path / "a.csv", [dict(rows[2], roles="outcome")], columns)
-    late = write_csv(tmp_path / "b.csv", [dict(rows[2], roles="none"),
-                                          dict(rows[2], roles="context")], columns)
+    columns = ("record_id", "sentence", "roles", "reviewer")
+    early = write_csv(tmp_path / "a.csv", [dict(rows[2], roles="outcome", reviewer="ann")],
+                      columns)
+    late = write_csv(tmp_path / "b.csv", [dict(rows[2], roles="none", reviewer="ann"),
+                                          dict(rows[2], roles="context", reviewer="ann")], columns)
     sentences, _ = extract_with(tmp_path, records, early, late)
     assert sentences[2]["roles"] == "context" and sentences[2]["method"] == "reviewer"
+
+
+def double_coded(tmp_path, rows, *settled: dict) -> list[Path]:
+    """Two reviewers' files (named by file, no reviewer column): they agree on sentence 2
+    of test:1, and on sentence 3 one says context, the other context and mechanism; and
+    a consensus file with the `settled` rows."""
+    ann = write_csv(tmp_path / "ann.csv", [dict(rows[1], roles="context"),
+                                           dict(rows[2], roles="context")], SENTENCE_COLUMNS)
+    bob = write_csv(tmp_path / "bob.csv", [dict(rows[1], roles="context"),
+                                           dict(rows[2], roles="mechanism;context")],
+                    SENTENCE_COLUMNS)
+    if not settled:
+        return [ann, bob]
+    return [ann, bob, write_csv(tmp_path / "consensus.csv", settled, settled[0].keys())]
+
+
+def extract_double(tmp_path, records, coding) -> tuple[list[dict], dict, list[dict]]:
+    arguments = ["extract", str(records), "-o", str(tmp_path / "cmo2.csv"),
+                 "--sentences", str(tmp_path / "sentences2.csv"),
+                 "--agreement", str(tmp_path / "agreement.json"),
+                 "--conflicts", str(tmp_path / "conflicts.csv")]
+    for path in coding:
+        arguments += ["--coding", str(path)]
+    assert main(arguments) == 0
+    return (read_csv(tmp_path / "sentences2.csv"),
+            json.loads((tmp_path / "agreement.json").read_text("utf-8")),
+            read_csv(tmp_path / "conflicts.csv"))
+
+
+def test_double_coding_measures_agreement_and_lists_conflicts_to_settle(tmp_path, extracted):
+    records, rows = extracted
+    sentences, agreement, conflicts = extract_double(tmp_path, records,
+                                                     double_coded(tmp_path, rows))
+
+    assert sentences[1]["roles"] == "context" and sentences[1]["method"] == "reviewer"
+    disputed = sentences[2]
+    assert disputed["roles"] == "context;mechanism" and disputed["method"] == "reviewers-disagree"
+    assert (disputed["context_confidence"], disputed["mechanism_confidence"]) == ("1.000", "0.500")
+
+    assert agreement["reviewers"] == ["ann", "bob"] and agreement["sentences_coded"] == 2
+    assert agreement["conflicts"] == 1 and agreement["conflicts_settled_by_consensus"] == 0
+    [pair] = agreement["pairs"]
+    assert pair["sentences_both_coded"] == 2 and pair["identical"] == 0.5
+    assert pair["f1"] == {"context": 1.0, "mechanism": 0.0, "outcome": 0.0}
+    assert pair["cohen_kappa"] == {"context": None, "mechanism": 0.0, "outcome": None}
+
+    [conflict] = conflicts
+    assert conflict["record_id"] == "test:1" and conflict["sentence"] == "3"
+    assert conflict["reviewer"] == "consensus" and conflict["roles"] == ""
+    assert conflict["text"] == "We interviewed 20 staff."
+    assert conflict["coded_by"] == ("ann: context (ann.csv:3); "
+                                    "bob: context;mechanism (bob.csv:3)")
+
+
+def test_a_consensus_row_settles_a_conflict(tmp_path, extracted):
+    records, rows = extracted
+    _, _, [conflict] = extract_double(tmp_path, records, double_coded(tmp_path, rows))
+    conflict["roles"] = "mechanism"                       # the team's decision
+    sentences, agreement, conflicts = extract_double(
+        tmp_path, records, double_coded(tmp_path, rows, conflict))
+
+    assert sentences[2]["roles"] == "mechanism" and sentences[2]["method"] == "reviewer"
+    assert sentences[2]["mechanism_confidence"] == "1.000"
+    assert conflicts == []
+    assert agreement["conflicts"] == 1 and agreement["conflicts_settled_by_consensus"] == 1
+    assert agreement["by_consensus"] == 1 and agreement["reviewers"] == ["ann", "bob"]
+
+
+def test_role_agreement_is_the_projects_measure():
+    first = [{"context"}, {"context", "outcome"}, set(), {"mechanism"}, set()]
+    second = [{"context"}, {"outcome"}, {"context"}, {"mechanism"}, set()]
+    agreed = role_agreement(first, second)
+    context = agreed["roles"]["context"]
+    assert (context["first"], context["second"], context["both"]) == (2, 2, 1)
+    assert context["f1"] == pytest.approx(0.5)
+    # observed 3/5 agree; by chance (2/5)(2/5) + (3/5)(3/5) = 13/25: kappa = (15-13)/(25-13)
+    assert context["cohen_kappa"] == pytest.approx(2 / 12)
+    assert agreed["roles"]["mechanism"]["cohen_kappa"] == pytest.approx(1.0)
+    assert agreed["macro_f1"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert agreed["identical"] == pytest.approx(3 / 5)
 
 
 @pytest.mark.parametrize("content, line, words", [

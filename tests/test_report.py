@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,21 @@ def test_the_report_says_how_much_of_the_coding_a_reviewer_did(topic_dir, tmp_pa
     html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
     assert "A reviewer coded 3 of the 6 sentences (2 of 3 records;" in html
     assert "(a reviewer coded 3 of 6 sentences)" in html and "machine-coded: no" not in html
+
+    rows[5]["method"] = "reviewers-disagree"
+    write_csv(topic_dir / "extract" / "sentences.csv", rows, columns)
+    (topic_dir / "extract" / "coding_agreement.json").write_text(json.dumps(
+        {"reviewers": ["ann", "bob"], "sentences_coded": 4, "by_consensus": 1,
+         "pairs": [{"reviewers": ["ann", "bob"], "sentences_both_coded": 3, "identical": 0.667,
+                    "macro_f1": 0.8125, "f1": {},
+                    "cohen_kappa": {"context": 0.7, "mechanism": None, "outcome": 0.55}}],
+         "conflicts": 2, "conflicts_settled_by_consensus": 1}), encoding="utf-8")
+    html = unescape((report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8"))
+    assert "Reviewers (ann, bob) coded 4 of the 6 sentences (2 of 3 records;" in html
+    assert ("ann and bob: macro F1 0.81 over 3 sentences (Cohen's kappa context 0.70, "
+            "mechanism undefined, outcome 0.55)") in html
+    assert ("2 sentences were coded differently, 1 settled by consensus; 1 not yet settled "
+            "carry every role any reviewer gave") in html
 
 
 def write_run(topic_dir: Path, name: str, maxdate: str, pmids: list[str]) -> None:

@@ -4,6 +4,7 @@ E-utilities server: search -> dedup -> screen -> extract -> synthesis -> report.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -112,6 +113,10 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
                for r in read_csv(topic_dir / "extract" / "sentences.csv")}
     mine = recoded[(coded["record_id"], coded["sentence"])]
     assert (mine["roles"], mine["method"]) == ("context;outcome", "reviewer")
+    agreement = json.loads((topic_dir / "extract" / "coding_agreement.json").read_text("utf-8"))
+    assert agreement["reviewers"] == ["coding"] and agreement["sentences_coded"] == 1
+    assert agreement["pairs"] == [] and agreement["conflicts"] == 0
+    assert read_csv(topic_dir / "extract" / "coding_conflicts.csv") == []
     html = (topic_dir / "report" / "index.html").read_text(encoding="utf-8")
     assert f"A reviewer coded 1 of the {len(recoded)} sentences (1 of {len(by_id)} records" in html
     assert any(quote and quote in coded["text"] for r in read_csv(topic_dir / "extract" / "cmo.csv")

@@ -20,10 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-from sklearn.metrics import cohen_kappa_score
+from cmosynth.extract.coding import role_agreement
 
 HERE = Path(__file__).resolve().parent
-ROLES = ("context", "mechanism", "outcome")
 #: (batch, split) groups to report; "all" joins both splits of the batch.
 GROUPS = (("batch1", "dev"), ("batch1", "test"), ("batch1", "all"), ("batch2", "test"))
 
@@ -64,19 +63,6 @@ def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, s
     return pairs
 
 
-def scores(pairs: list[tuple[str, str, set, set]], role: str) -> dict:
-    y1 = [int(role in r1) for *_, r1, _ in pairs]
-    y2 = [int(role in r2) for *_, r2 in pairs]
-    tp = sum(a and b for a, b in zip(y1, y2))
-    fp = sum(b and not a for a, b in zip(y1, y2))
-    fn = sum(a and not b for a, b in zip(y1, y2))
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    kappa = cohen_kappa_score(y1, y2) if len(set(y1) | set(y2)) > 1 else float("nan")
-    return {"n1": sum(y1), "n2": sum(y2), "tp": tp, "p": p, "r": r, "f1": f, "kappa": kappa}
-
-
 def main(argv: list[str]) -> int:
     first_path = Path(argv[1]) if len(argv) > 1 else HERE / "abstracts.jsonl"
     second_path = Path(argv[2]) if len(argv) > 2 else HERE / "abstracts_second.jsonl"
@@ -92,14 +78,13 @@ def main(argv: list[str]) -> int:
         print(f"[{batch} {split}] {len(sub)} sentences; any role: annotator 1 {any1}, "
               f"annotator 2 {any2}")
         print(f"  {'role':<10} {'n1':>4} {'n2':>4} {'both':>4} {'P':>6} {'R':>6} {'F1':>6} {'kappa':>6}")
-        f1s = []
-        for role in ROLES:
-            s = scores(sub, role)
-            f1s.append(s["f1"])
-            print(f"  {role:<10} {s['n1']:>4} {s['n2']:>4} {s['tp']:>4} "
-                  f"{s['p']:>6.3f} {s['r']:>6.3f} {s['f1']:>6.3f} {s['kappa']:>6.3f}")
-        exact = sum(r1 == r2 for *_, r1, r2 in sub) / len(sub)
-        print(f"  macro F1 {sum(f1s) / len(f1s):.3f}   identical role sets {exact:.3f}\n")
+        agreed = role_agreement([r1 for *_, r1, _ in sub], [r2 for *_, r2 in sub])
+        for role, s in agreed["roles"].items():
+            kappa = float("nan") if s["cohen_kappa"] is None else s["cohen_kappa"]
+            print(f"  {role:<10} {s['first']:>4} {s['second']:>4} {s['both']:>4} "
+                  f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['f1']:>6.3f} {kappa:>6.3f}")
+        print(f"  macro F1 {agreed['macro_f1']:.3f}   identical role sets "
+              f"{agreed['identical']:.3f}\n")
     return 0
 
 

@@ -175,10 +175,18 @@ def _add_extract(sub) -> None:
                    help="add suggestions from an OpenAI-compatible chat endpoint "
                         "(CMOSYNTH_LLM_URL, CMOSYNTH_LLM_MODEL, CMOSYNTH_LLM_API_KEY)")
     p.add_argument("--coding", type=Path, action="append", default=[], metavar="CSV",
-                   help="the reviewer's coding: rows of a sentence table with the roles "
-                        "corrected (record_id, sentence, roles[, text]). Those sentences get "
-                        "those roles and the role model learns from them; repeat for "
-                        "several files, later rows win")
+                   help="a reviewer's coding: rows of a sentence table with the roles "
+                        "corrected (record_id, sentence, roles[, text, reviewer]). Those "
+                        "sentences get those roles and the role model learns from them; "
+                        "repeat for several files or reviewers (reviewer: the column, else "
+                        "the file's name; a reviewer's later rows win; reviewer `consensus` "
+                        "settles conflicts)")
+    p.add_argument("--agreement", type=Path, default=None, metavar="JSON",
+                   help="also write how the reviewers' coding agrees (per pair: Cohen's "
+                        "kappa and F1 per role, macro F1) and how many conflicts remain")
+    p.add_argument("--conflicts", type=Path, default=None, metavar="CSV",
+                   help="also write the sentences reviewers coded differently, as rows to "
+                        "settle in a consensus coding file")
     p.set_defaults(run=_run_extract)
 
 
@@ -187,7 +195,8 @@ def _run_extract(args) -> int:
 
     extract_file(args.input, output=args.output, codebook=args.codebook,
                  full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm,
-                 sentences=args.sentences, coding=args.coding)
+                 sentences=args.sentences, coding=args.coding, agreement=args.agreement,
+                 conflicts=args.conflicts)
     return 0
 
 

@@ -23,8 +23,9 @@ rule fetch_full_text:
 
 rule extract_cmo:
     """CMO configurations with verbatim quotes from titles, abstracts and full texts,
-    coded against the topic's codebook; sentences the reviewer has coded (extract.coding,
-    read, never written) keep the reviewer's roles and teach the role model."""
+    coded against the topic's codebook; sentences reviewers have coded (extract.coding,
+    read, never written) keep the reviewers' roles and teach the role model, and their
+    agreement and conflicts (to settle with a `consensus` coding) are written beside."""
     input:
         records=f"{OUT}/{{topic}}/screen/included.jsonl",
         codebook=topic_codebook,
@@ -33,6 +34,8 @@ rule extract_cmo:
     output:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
         sentences=f"{OUT}/{{topic}}/extract/sentences.csv",
+        agreement=f"{OUT}/{{topic}}/extract/coding_agreement.json",
+        conflicts=f"{OUT}/{{topic}}/extract/coding_conflicts.csv",
     log:
         f"{OUT}/{{topic}}/logs/extract_cmo.log",
     benchmark:
@@ -43,4 +46,5 @@ rule extract_cmo:
         "../envs/cmosynth.yaml"
     shell:
         "cmosynth extract {input.records} --codebook {input.codebook} {params.options} "
-        "-o {output.cmo} --sentences {output.sentences} 2> {log}"
+        "-o {output.cmo} --sentences {output.sentences} --agreement {output.agreement} "
+        "--conflicts {output.conflicts} 2> {log}"

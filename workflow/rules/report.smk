@@ -7,6 +7,7 @@ rule report:
         included=f"{OUT}/{{topic}}/screen/included.jsonl",
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
         sentences=f"{OUT}/{{topic}}/extract/sentences.csv",
+        coding=f"{OUT}/{{topic}}/extract/coding_agreement.json",
         theories=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
     output:
         html=f"{OUT}/{{topic}}/report/index.html",

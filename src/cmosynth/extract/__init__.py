@@ -6,8 +6,8 @@ coded elements into CMOCs, maps each to its best programme theory and writes the
 (DESIGN.md: `extract/cmo.csv`), sorted and byte-identical on rerun. With `sentences=`, it
 also writes every sentence with the roles it was given and their confidences: the coding
 audit trail a reviewer checks (and what a sentence-level evaluation scores). With
-`coding=`, sentences a reviewer has coded keep the reviewer's roles and teach the coder
-(`cmosynth.extract.coding`).
+`coding=`, sentences reviewers have coded keep the reviewers' roles and teach the coder,
+and their agreement and conflicts are written beside (`cmosynth.extract.coding`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from pathlib import Path
 
 from cmosynth.console import track
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
-from cmosynth.extract.coding import REVIEWER_METHOD, match_coding, read_coding
+from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, coding_agreement,
+                                     SentenceCoding, conflict_rows, match_coding, read_coding)
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
 from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
-from cmosynth.files import atomic_write
+from cmosynth.files import atomic_write, write_json
 from cmosynth.records import read_records
 
 log = logging.getLogger("cmosynth.extract")
@@ -40,8 +41,8 @@ SENTENCE_COLUMNS: tuple[str, ...] = (
     "mechanism_confidence", "outcome_confidence", "concepts", "method", "text",
 )
 
-__all__ = ["CMO_COLUMNS", "SENTENCE_COLUMNS", "Extraction", "ExtractOptions", "extract_all",
-           "extract_file", "extract_records", "load_codebook"]
+__all__ = ["CMO_COLUMNS", "CONFLICT_COLUMNS", "SENTENCE_COLUMNS", "Extraction", "ExtractOptions",
+           "extract_all", "extract_file", "extract_records", "load_codebook"]
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,25 @@ class ExtractOptions:
 
 @dataclass(frozen=True)
 class Extraction:
-    """What one extraction run produced: CMO table rows and sentence table rows."""
+    """What one extraction run produced: CMO table rows, sentence table rows, and the
+    reviewers' coding: their agreement (`coding.coding_agreement`) and the conflicts
+    left to settle (rows of `coding.CONFLICT_COLUMNS`)."""
 
     configurations: list[dict]
     sentences: list[dict]
+    agreement: dict
+    conflicts: list[dict]
 
 
 def extract_file(input: str | Path, output: str | Path, codebook: str | Path | None = None,
                  full_text_dir: str | Path | None = None, embeddings: bool = False,
                  llm: bool = False, sentences: str | Path | None = None,
-                 coding: Iterable[str | Path] = ()) -> int:
+                 coding: Iterable[str | Path] = (), agreement: str | Path | None = None,
+                 conflicts: str | Path | None = None) -> int:
     """Extract CMOCs from a records JSONL into a CMO table CSV (and, with `sentences`,
     every coded sentence into a sentence table CSV); returns the CMOC count. `coding`:
-    the reviewer's coding CSVs (`cmosynth.extract.coding`)."""
+    the reviewers' coding CSVs (`cmosynth.extract.coding`); `agreement` (JSON) and
+    `conflicts` (CSV) receive how they agree and what they coded differently."""
     book = load_codebook(codebook)
     records = list(read_records(input))
     options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm,
@@ -78,6 +85,14 @@ def extract_file(input: str | Path, output: str | Path, codebook: str | Path | N
     write_table(output, CMO_COLUMNS, result.configurations)
     if sentences is not None:
         write_table(sentences, SENTENCE_COLUMNS, result.sentences)
+    if agreement is not None:
+        write_json(agreement, result.agreement)
+    if conflicts is not None:
+        write_table(conflicts, CONFLICT_COLUMNS, result.conflicts)
+    if result.conflicts:
+        log.warning("%d sentence(s) coded differently by reviewers carry every role any of "
+                    "them gave until a consensus row settles them%s", len(result.conflicts),
+                    f" (listed in {conflicts})" if conflicts else "")
     log.info("%d CMOCs from %d records written to %s", len(result.configurations),
              len(records), output)
     return len(result.configurations)
@@ -95,7 +110,7 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     """CMO table rows (sorted by record_id then cmoc_id) and sentence table rows (by
     record_id, then reading order) for `records`; `coder` replaces the one the options
     would train (bench/extract.py passes one trained on dev alone). Sentences in the
-    reviewer's coding (`options.coding`) get the reviewer's roles, and the coder the
+    reviewers' coding (`options.coding`) get the reviewers' roles, and the coder the
     options train learns from them too."""
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
@@ -121,26 +136,30 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         fine_tuned = FineTunedRoles() if coder is None else None
     if coder is None:
         coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned,
-                          reviewed=[(e, r) for e, r in zip(flat_evidence, reviewed)
+                          reviewed=[(e, set(r.roles)) for e, r in zip(flat_evidence, reviewed)
                                     if r is not None])
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     # One call of the coder for all sentences: a model is much faster in one batch. The
     # reviewer's roles replace the coder's where there are any.
-    roles = iter([{role: 1.0 for role in mine} if mine is not None else theirs
+    roles = iter([mine.roles if mine is not None else theirs
                   for mine, theirs in zip(reviewed, coder.code(flat_evidence))])
-    checked = iter(r is not None for r in reviewed)
+    codings = iter(reviewed)
     by_record: dict[str, list[tuple[Configuration, str]]] = {}
     sentence_rows: dict[str, list[dict]] = {}
+    coded_rows: list[tuple[dict, SentenceCoding]] = []   # a sentence row, its reviewers' coding
     for record, group, evidence in groups:
         coded = [CodedSentence(s, next(roles)) for s in group]
-        by_reviewer = {k for k, _ in enumerate(group) if next(checked)}
+        mine = [next(codings) for _ in group]
+        by_reviewer = {k for k, c in enumerate(mine) if c is not None}
         by_record.setdefault(record["record_id"], []).extend(
             (c, configuration_method(c, by_reviewer, method))
             for c in link_configurations(coded, codebook, fallback))
         numbered = sentence_rows.setdefault(record["record_id"], [])
-        numbered += [sentence_row(record, len(numbered) + k, c, e,
-                                  REVIEWER_METHOD if k - 1 in by_reviewer else coder.method)
-                     for k, (c, e) in enumerate(zip(coded, evidence), start=1)]
+        new_rows = [sentence_row(record, len(numbered) + k, c, e,
+                                 m.method if m is not None else coder.method)
+                    for k, (c, e, m) in enumerate(zip(coded, evidence, mine), start=1)]
+        numbered += new_rows
+        coded_rows += [(row, m) for row, m in zip(new_rows, mine) if m is not None]
     rows: list[dict] = []
     for record in track(records, "linking CMOCs", total=len(records)):
         record_rows = [cmo_row(record, c, codebook, m)
@@ -151,7 +170,10 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
             row["cmoc_id"] = f"{record['record_id']}#{number:03d}"
         rows.extend(record_rows)
     return Extraction(sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"])),
-                      [row for key in sorted(sentence_rows) for row in sentence_rows[key]])
+                      [row for key in sorted(sentence_rows) for row in sentence_rows[key]],
+                      coding_agreement(reviewed),
+                      conflict_rows(sorted(((row["record_id"], row["sentence"], row["text"], m)
+                                            for row, m in coded_rows), key=lambda t: t[:2])))
 
 
 def configuration_method(configuration: Configuration, by_reviewer: set[int], method: str

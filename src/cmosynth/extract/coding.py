@@ -1,4 +1,4 @@
-"""Reviewer coding: sentence roles a reviewer has checked, in CSV files the reviewer owns.
+"""Reviewer coding: sentence roles reviewers have checked, in CSV files the reviewers own.
 
 The pipeline reads them and never writes them. A reviewer copies the rows of
 `extract/sentences.csv` they have checked into a file of their own and corrects the
@@ -6,31 +6,52 @@ The pipeline reads them and never writes them. A reviewer copies the rows of
 empty or `none` for none. Columns `record_id`, `sentence` and `roles` are needed;
 `text`, when present, is compared with the sentence as it is now, so that a row whose
 record has changed since (a corrected abstract, a full text added) is not applied to
-another sentence. Other columns are ignored. A later row for the same sentence replaces
-an earlier one, and files are read in the order given.
+another sentence. `reviewer` names who coded the row (the file's name when the column is
+absent or empty, as for screening decisions). Other columns are ignored. A reviewer's
+later row for a sentence replaces their earlier one, and files are read in the order given.
 
-Extraction then gives those sentences exactly the reviewer's roles (method `reviewer`),
+Extraction then gives those sentences exactly the reviewers' roles (method `reviewer`),
 and the role model learns from them beside the project's labelled abstracts, so the rest
-of the review is coded more like the reviewer codes: `bench/extract.py` measures that
+of the review is coded more like the reviewers code: `bench/extract.py` measures that
 on abstracts nothing was tuned on.
+
+Double coding: where two or more reviewers coded a sentence, their agreement is measured
+(per role Cohen's kappa and F1, the measures of the project's own labels), and a sentence
+they coded differently is a conflict. A row from the reviewer named `consensus` settles
+it. Until then the sentence carries every role any of them gave, each with the share of
+reviewers who gave it as its confidence, and the method `reviewers-disagree`; that is
+how the project's own doubly labelled abstracts train the coder too (`roles.union_labels`).
+`coding_conflicts.csv` lists the conflicts as rows ready to settle in a consensus file.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from sklearn.metrics import cohen_kappa_score
 
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES
 from cmosynth.files import read_reviewer_csv
+from cmosynth.screen.decisions import CONSENSUS_REVIEWER
 
 log = logging.getLogger("cmosynth.extract.coding")
 
 REVIEWER_METHOD = "reviewer"
+#: The method of a sentence two reviewers coded differently and no consensus row settled.
+CONFLICT_METHOD = "reviewers-disagree"
 REQUIRED_COLUMNS = ("record_id", "sentence", "roles")
+#: The conflict worklist: each conflict as a row of a consensus coding file (roles to be
+#: filled in), then each reviewer's roles and where they were read.
+CONFLICT_COLUMNS = ("record_id", "sentence", "roles", "reviewer", "text", "coded_by")
+
+#: (record_id, sentence number) -> reviewer -> that reviewer's last row for the sentence.
+CodingTable = dict[tuple[str, int], dict[str, "CodedByReviewer"]]
 
 
 @dataclass(frozen=True)
@@ -43,10 +64,43 @@ class CodedByReviewer:
     text: str | None        # the sentence as the reviewer saw it, if the file has `text`
     path: str
     line: int
+    reviewer: str = ""
 
     def matches(self, text: str) -> bool:
         """Whether the sentence is still the one the reviewer coded."""
         return self.text is None or _normalised(self.text) == _normalised(text)
+
+
+@dataclass(frozen=True)
+class SentenceCoding:
+    """The reviewers' coding of one sentence: each reviewer's roles and the consensus row,
+    if any."""
+
+    views: Mapping[str, CodedByReviewer]     # reviewer -> row, consensus left out
+    consensus: CodedByReviewer | None = None
+
+    @property
+    def conflict(self) -> bool:
+        """Whether reviewers gave different roles (settled or not)."""
+        return len({row.roles for row in self.views.values()}) > 1
+
+    @property
+    def settled(self) -> bool:
+        return self.conflict and self.consensus is not None
+
+    @property
+    def roles(self) -> dict[str, float]:
+        """role -> confidence: the consensus's or the agreed roles at 1; in an unsettled
+        conflict, every role any reviewer gave, at the share of reviewers who gave it."""
+        if self.consensus is not None:
+            return dict.fromkeys(sorted(self.consensus.roles, key=ROLES.index), 1.0)
+        rows = list(self.views.values())
+        return {role: sum(role in row.roles for row in rows) / len(rows)
+                for role in ROLES if any(role in row.roles for row in rows)}
+
+    @property
+    def method(self) -> str:
+        return CONFLICT_METHOD if self.conflict and not self.settled else REVIEWER_METHOD
 
 
 def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
@@ -76,41 +130,45 @@ def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
             raise InputError(path, f"sentence {number!r} must be the sentence's number in "
                                    "extract/sentences.csv (1, 2, ...)", line=line)
         rows.append(CodedByReviewer(record_id, int(number), parse_roles(row["roles"], path, line),
-                                    row.get("text"), str(path), line))
+                                    row.get("text"), str(path), line,
+                                    row.get("reviewer") or path.stem))
     return rows
 
 
-def read_coding(paths: Iterable[str | Path]) -> dict[tuple[str, int], CodedByReviewer]:
-    """(record_id, sentence number) -> the reviewer's last coding of that sentence."""
-    coding: dict[tuple[str, int], CodedByReviewer] = {}
+def read_coding(paths: Iterable[str | Path]) -> CodingTable:
+    """(record_id, sentence number) -> reviewer -> the reviewer's last coding of it."""
+    coding: CodingTable = {}
     for path in paths:
         for row in read_coding_file(path):
-            coding[(row.record_id, row.sentence)] = row
+            coding.setdefault((row.record_id, row.sentence), {})[row.reviewer] = row
     return coding
 
 
-def match_coding(texts: Iterable[tuple[str, str]],
-                 coding: dict[tuple[str, int], CodedByReviewer]) -> list[frozenset[str] | None]:
-    """The reviewer's roles of each sentence, given as (record_id, text) in the order of
-    sentences.csv (each record's sentences together, numbered from 1), None where the
-    reviewer has not coded it. Rows naming a sentence that is not there, or no longer
-    the one the reviewer saw, are left out with a warning."""
+def match_coding(texts: Iterable[tuple[str, str]], coding: CodingTable
+                 ) -> list[SentenceCoding | None]:
+    """The reviewers' coding of each sentence, given as (record_id, text) in the order of
+    sentences.csv (each record's sentences together, numbered from 1), None where no
+    reviewer has coded it. Rows naming a sentence that is not there, or no longer the one
+    the reviewer saw, are left out with a warning."""
     numbers: dict[str, int] = {}
-    matched: list[frozenset[str] | None] = []
+    matched: list[SentenceCoding | None] = []
     used: set[tuple[str, int]] = set()
     for record_id, text in texts:
         numbers[record_id] = numbers.get(record_id, 0) + 1
-        row = coding.get((record_id, numbers[record_id]))
-        if row is not None and not row.matches(text):
-            log.warning("%s:%d: sentence %d of %s now reads %r, not what was coded; "
-                        "copy its row again from extract/sentences.csv", row.path, row.line,
-                        row.sentence, record_id, _shorten(text))
-            row = None
-        if row is not None:
-            used.add((record_id, row.sentence))
-        matched.append(row.roles if row is not None else None)
-    unused = [row for key, row in coding.items() if key not in used
-              and (key[0] not in numbers or key[1] > numbers[key[0]])]
+        key = (record_id, numbers[record_id])
+        current = {}
+        for reviewer, row in coding.get(key, {}).items():
+            if row.matches(text):
+                current[reviewer] = row
+            else:
+                log.warning("%s:%d: sentence %d of %s now reads %r, not what was coded; "
+                            "copy its row again from extract/sentences.csv", row.path,
+                            row.line, row.sentence, record_id, _shorten(text))
+        if current:
+            used.add(key)
+        matched.append(_sentence_coding(current) if current else None)
+    unused = [row for key, rows in coding.items() if key not in used
+              and (key[0] not in numbers or key[1] > numbers[key[0]]) for row in rows.values()]
     if unused:
         log.warning("%d coded sentence(s) are not among the records extracted (e.g. %s:%d, "
                     "%s sentence %d); left out", len(unused), unused[0].path, unused[0].line,
@@ -118,6 +176,86 @@ def match_coding(texts: Iterable[tuple[str, str]],
     log.info("reviewer coding applied to %d sentence(s) of %d record(s)", len(used),
              len({key[0] for key in used}))
     return matched
+
+
+def _sentence_coding(rows: Mapping[str, CodedByReviewer]) -> SentenceCoding:
+    consensus = next((row for name, row in rows.items() if _is_consensus(name)), None)
+    return SentenceCoding({name: row for name, row in rows.items() if not _is_consensus(name)},
+                          consensus)
+
+
+def _is_consensus(reviewer: str) -> bool:
+    return reviewer.lower() == CONSENSUS_REVIEWER
+
+
+def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str]]) -> dict:
+    """How two codings of the same sentences agree: per role the count each gave, the
+    count both gave, precision, recall and F1 of `second` against `first` (F1 is
+    symmetric), and Cohen's kappa (None where neither varies); then the macro F1 over
+    the roles and the share of sentences given identical role sets."""
+    first, second = [set(r) for r in first], [set(r) for r in second]
+    result: dict = {"sentences": len(first), "roles": {}}
+    for role in ROLES:
+        a = [int(role in r) for r in first]
+        b = [int(role in r) for r in second]
+        both = sum(x and y for x, y in zip(a, b))
+        precision = both / sum(b) if sum(b) else 0.0
+        recall = both / sum(a) if sum(a) else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        kappa = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else None
+        result["roles"][role] = {"first": sum(a), "second": sum(b), "both": both,
+                                 "precision": precision, "recall": recall, "f1": f1,
+                                 "cohen_kappa": kappa}
+    result["macro_f1"] = sum(r["f1"] for r in result["roles"].values()) / len(ROLES)
+    result["identical"] = (sum(x == y for x, y in zip(first, second)) / len(first)
+                           if first else None)
+    return result
+
+
+def coding_agreement(codings: Iterable[SentenceCoding | None]) -> dict:
+    """The double coding of a review: reviewers, the sentences coded, for every pair of
+    reviewers their agreement on the sentences both coded (`role_agreement`, rounded),
+    and the conflicts, settled by consensus or not."""
+    coded = [c for c in codings if c is not None]
+    reviewers = sorted({name for c in coded for name in c.views})
+    pairs = []
+    for first, second in itertools.combinations(reviewers, 2):
+        both = [c for c in coded if first in c.views and second in c.views]
+        if not both:
+            continue
+        agreed = role_agreement([c.views[first].roles for c in both],
+                                [c.views[second].roles for c in both])
+        pairs.append({"reviewers": [first, second], "sentences_both_coded": len(both),
+                      "identical": round(agreed["identical"], 4),
+                      "macro_f1": round(agreed["macro_f1"], 4),
+                      "cohen_kappa": {role: None if v["cohen_kappa"] is None
+                                      else round(v["cohen_kappa"], 4)
+                                      for role, v in agreed["roles"].items()},
+                      "f1": {role: round(v["f1"], 4) for role, v in agreed["roles"].items()}})
+    return {"reviewers": reviewers, "sentences_coded": len(coded),
+            "by_consensus": sum(c.consensus is not None for c in coded),
+            "pairs": pairs, "conflicts": sum(c.conflict for c in coded),
+            "conflicts_settled_by_consensus": sum(c.settled for c in coded)}
+
+
+def conflict_rows(sentences: Iterable[tuple[str, int, str, SentenceCoding | None]]
+                  ) -> list[dict]:
+    """Rows of the conflict worklist for the sentences (record_id, number, text, coding)
+    that reviewers coded differently and no consensus row settled yet: each ready to be
+    copied into a consensus coding file once its `roles` cell is filled in."""
+    rows = []
+    for record_id, number, text, coding in sentences:
+        if coding is None or not coding.conflict or coding.settled:
+            continue
+        views = "; ".join(f"{name}: {_roles_cell(row.roles) or 'none'} ({Path(row.path).name}:"
+                          f"{row.line})" for name, row in sorted(coding.views.items()))
+        rows.append({"record_id": record_id, "sentence": number, "roles": "",
+                     "reviewer": CONSENSUS_REVIEWER, "text": text, "coded_by": views})
+    return rows
+
+
+def _roles_cell(roles: Iterable[str]) -> str:
+    return ";".join(r for r in ROLES if r in roles)
 
 
 def _shorten(text: str, width: int = 60) -> str:

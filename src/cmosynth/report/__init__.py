@@ -18,7 +18,7 @@ import jinja2
 from cmosynth import __version__
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
-from cmosynth.extract.coding import REVIEWER_METHOD
+from cmosynth.extract.coding import CONFLICT_METHOD, REVIEWER_METHOD
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
@@ -170,15 +170,27 @@ def _theories(topic_dir: Path, codebook: Codebook | None, cmo_rows: list[dict],
 
 
 def _coding_summary(topic_dir: Path) -> dict | None:
-    """How many sentences a reviewer coded (extract.coding), of how many, in how many
-    records; None without a sentence table."""
+    """How many sentences reviewers coded (extract.coding), of how many, in how many
+    records, and how reviewers who coded the same sentences agree
+    (extract/coding_agreement.json); None without a sentence table."""
     sentences = _read_csv(topic_dir / "extract" / "sentences.csv")
     if not sentences:
         return None
-    reviewed = [r for r in sentences if r.get("method") == REVIEWER_METHOD]
+    reviewed = [r for r in sentences if r.get("method") in (REVIEWER_METHOD, CONFLICT_METHOD)]
+    path = topic_dir / "extract" / "coding_agreement.json"
+    agreement = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    pairs = [f"{' and '.join(pair['reviewers'])}: macro F1 {pair['macro_f1']:.2f} over "
+             f"{pair['sentences_both_coded']} sentences (Cohen's kappa "
+             + ", ".join(f"{role} {kappa:.2f}" if kappa is not None else f"{role} undefined"
+                         for role, kappa in pair["cohen_kappa"].items()) + ")"
+             for pair in agreement.get("pairs", [])]
+    conflicts = agreement.get("conflicts", 0)
+    settled = agreement.get("conflicts_settled_by_consensus", 0)
     return {"sentences": len(sentences), "reviewed": len(reviewed),
             "records": len({r["record_id"] for r in sentences}),
-            "reviewed_records": len({r["record_id"] for r in reviewed})}
+            "reviewed_records": len({r["record_id"] for r in reviewed}),
+            "reviewers": agreement.get("reviewers", []), "agreement": "; ".join(pairs),
+            "conflicts": conflicts, "settled": settled, "open_conflicts": conflicts - settled}
 
 
 def _cite(record: dict | None, record_id: str) -> str:
