@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 
 from conftest import write_csv
 from cmosynth.errors import InputError
+from cmosynth.extract import CONFLICT_COLUMNS
 from cmosynth.records import new_record, write_records
 from cmosynth.report import report_topic
 from cmosynth.report.flow_svg import render_flow_svg
@@ -160,6 +161,15 @@ def test_the_report_says_how_much_of_the_coding_a_reviewer_did(topic_dir, tmp_pa
             "mechanism undefined, outcome 0.55)") in html
     assert ("2 sentences were coded differently, 1 settled by consensus; 1 not yet settled "
             "carry every role any reviewer gave") in html
+    write_csv(topic_dir / "extract" / "coding_conflicts.csv",
+              [{"record_id": "pmid:5", "sentence": 2, "roles": "", "reviewer": "consensus",
+                "text": "A sentence.", "coded_by": "ann: context (ann.csv:3); bob: none"}],
+              CONFLICT_COLUMNS)
+    report_topic(topic, tmp_path / "outputs")
+    sheet = load_workbook(tmp_path / "outputs" / "tiny" / "report" / "review.xlsx",
+                          read_only=True)["Coding conflicts"]
+    assert [c.value for c in next(sheet.iter_rows(min_row=2))][:4] == \
+        ["pmid:5", "2", None, "consensus"]
 
 
 def write_run(topic_dir: Path, name: str, maxdate: str, pmids: list[str]) -> None:

@@ -8,6 +8,7 @@ rule report:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
         sentences=f"{OUT}/{{topic}}/extract/sentences.csv",
         coding=f"{OUT}/{{topic}}/extract/coding_agreement.json",
+        conflicts=f"{OUT}/{{topic}}/extract/coding_conflicts.csv",
         theories=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
     output:
         html=f"{OUT}/{{topic}}/report/index.html",

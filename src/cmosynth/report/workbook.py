@@ -17,6 +17,7 @@ _TABLES = (
     ("CMOC summary", "synthesis/cmoc_summary.csv"),
     ("Theories", "synthesis/theory_status.csv"),
     ("Matrix", "synthesis/matrix.csv"),
+    ("Coding conflicts", "extract/coding_conflicts.csv"),
     ("Duplicate pairs to review", "dedup/pairs_to_review.csv"),
 )
 
