@@ -171,8 +171,9 @@ def test_double_coding_measures_agreement_and_lists_conflicts_to_settle(tmp_path
     assert agreement["conflicts"] == 1 and agreement["conflicts_settled_by_consensus"] == 0
     [pair] = agreement["pairs"]
     assert pair["sentences_both_coded"] == 2 and pair["identical"] == 0.5
-    assert pair["f1"] == {"context": 1.0, "mechanism": 0.0, "outcome": 0.0}
+    assert pair["f1"] == {"context": 1.0, "mechanism": 0.0, "outcome": None}, "none gave outcome"
     assert pair["cohen_kappa"] == {"context": None, "mechanism": 0.0, "outcome": None}
+    assert pair["macro_f1"] == 0.5, "over the roles either reviewer gave"
 
     [conflict] = conflicts
     assert conflict["record_id"] == "test:1" and conflict["sentence"] == "3"

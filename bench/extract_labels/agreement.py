@@ -80,9 +80,9 @@ def main(argv: list[str]) -> int:
         print(f"  {'role':<10} {'n1':>4} {'n2':>4} {'both':>4} {'P':>6} {'R':>6} {'F1':>6} {'kappa':>6}")
         agreed = role_agreement([r1 for *_, r1, _ in sub], [r2 for *_, r2 in sub])
         for role, s in agreed["roles"].items():
-            kappa = float("nan") if s["cohen_kappa"] is None else s["cohen_kappa"]
+            kappa, f1 = (float("nan") if s[k] is None else s[k] for k in ("cohen_kappa", "f1"))
             print(f"  {role:<10} {s['first']:>4} {s['second']:>4} {s['both']:>4} "
-                  f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['f1']:>6.3f} {kappa:>6.3f}")
+                  f"{s['precision']:>6.3f} {s['recall']:>6.3f} {f1:>6.3f} {kappa:>6.3f}")
         print(f"  macro F1 {agreed['macro_f1']:.3f}   identical role sets "
               f"{agreed['identical']:.3f}\n")
     return 0

@@ -191,8 +191,9 @@ def _is_consensus(reviewer: str) -> bool:
 def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str]]) -> dict:
     """How two codings of the same sentences agree: per role the count each gave, the
     count both gave, precision, recall and F1 of `second` against `first` (F1 is
-    symmetric), and Cohen's kappa (None where neither varies); then the macro F1 over
-    the roles and the share of sentences given identical role sets."""
+    symmetric; None where neither gave the role), and Cohen's kappa (None where neither
+    varies); then the macro F1 over the roles either gave and the share of sentences
+    given identical role sets."""
     first, second = [set(r) for r in first], [set(r) for r in second]
     result: dict = {"sentences": len(first), "roles": {}}
     for role in ROLES:
@@ -201,12 +202,14 @@ def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str
         both = sum(x and y for x, y in zip(a, b))
         precision = both / sum(b) if sum(b) else 0.0
         recall = both / sum(a) if sum(a) else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1 = (2 * precision * recall / (precision + recall) if precision + recall else 0.0) \
+            if sum(a) + sum(b) else None
         kappa = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else None
         result["roles"][role] = {"first": sum(a), "second": sum(b), "both": both,
                                  "precision": precision, "recall": recall, "f1": f1,
                                  "cohen_kappa": kappa}
-    result["macro_f1"] = sum(r["f1"] for r in result["roles"].values()) / len(ROLES)
+    f1s = [r["f1"] for r in result["roles"].values() if r["f1"] is not None]
+    result["macro_f1"] = sum(f1s) / len(f1s) if f1s else None
     result["identical"] = (sum(x == y for x, y in zip(first, second)) / len(first)
                            if first else None)
     return result
@@ -227,11 +230,10 @@ def coding_agreement(codings: Iterable[SentenceCoding | None]) -> dict:
                                 [c.views[second].roles for c in both])
         pairs.append({"reviewers": [first, second], "sentences_both_coded": len(both),
                       "identical": round(agreed["identical"], 4),
-                      "macro_f1": round(agreed["macro_f1"], 4),
-                      "cohen_kappa": {role: None if v["cohen_kappa"] is None
-                                      else round(v["cohen_kappa"], 4)
+                      "macro_f1": _rounded(agreed["macro_f1"]),
+                      "cohen_kappa": {role: _rounded(v["cohen_kappa"])
                                       for role, v in agreed["roles"].items()},
-                      "f1": {role: round(v["f1"], 4) for role, v in agreed["roles"].items()}})
+                      "f1": {role: _rounded(v["f1"]) for role, v in agreed["roles"].items()}})
     return {"reviewers": reviewers, "sentences_coded": len(coded),
             "by_consensus": sum(c.consensus is not None for c in coded),
             "pairs": pairs, "conflicts": sum(c.conflict for c in coded),
@@ -252,6 +254,10 @@ def conflict_rows(sentences: Iterable[tuple[str, int, str, SentenceCoding | None
         rows.append({"record_id": record_id, "sentence": number, "roles": "",
                      "reviewer": CONSENSUS_REVIEWER, "text": text, "coded_by": views})
     return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _roles_cell(roles: Iterable[str]) -> str:

@@ -179,9 +179,9 @@ def _coding_summary(topic_dir: Path) -> dict | None:
     reviewed = [r for r in sentences if r.get("method") in (REVIEWER_METHOD, CONFLICT_METHOD)]
     path = topic_dir / "extract" / "coding_agreement.json"
     agreement = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    pairs = [f"{' and '.join(pair['reviewers'])}: macro F1 {pair['macro_f1']:.2f} over "
-             f"{pair['sentences_both_coded']} sentences (Cohen's kappa "
-             + ", ".join(f"{role} {kappa:.2f}" if kappa is not None else f"{role} undefined"
+    pairs = [f"{' and '.join(pair['reviewers'])}: macro F1 {_two_places(pair['macro_f1'])} "
+             f"over {pair['sentences_both_coded']} sentences (Cohen's kappa "
+             + ", ".join(f"{role} {_two_places(kappa)}"
                          for role, kappa in pair["cohen_kappa"].items()) + ")"
              for pair in agreement.get("pairs", [])]
     conflicts = agreement.get("conflicts", 0)
@@ -191,6 +191,10 @@ def _coding_summary(topic_dir: Path) -> dict | None:
             "reviewed_records": len({r["record_id"] for r in reviewed}),
             "reviewers": agreement.get("reviewers", []), "agreement": "; ".join(pairs),
             "conflicts": conflicts, "settled": settled, "open_conflicts": conflicts - settled}
+
+
+def _two_places(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.2f}"
 
 
 def _cite(record: dict | None, record_id: str) -> str:
