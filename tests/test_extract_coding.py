@@ -177,7 +177,7 @@ def test_double_coding_measures_agreement_and_lists_conflicts_to_settle(tmp_path
 
     [conflict] = conflicts
     assert conflict["record_id"] == "test:1" and conflict["sentence"] == "3"
-    assert conflict["reviewer"] == "consensus" and conflict["roles"] == ""
+    assert conflict["reviewer"] == "consensus" and conflict["roles"] == "?", "to be decided"
     assert conflict["text"] == "We interviewed 20 staff."
     assert conflict["coded_by"] == ("ann: context (ann.csv:3); "
                                     "bob: context;mechanism (bob.csv:3)")
@@ -195,6 +195,46 @@ def test_a_consensus_row_settles_a_conflict(tmp_path, extracted):
     assert conflicts == []
     assert agreement["conflicts"] == 1 and agreement["conflicts_settled_by_consensus"] == 1
     assert agreement["by_consensus"] == 1 and agreement["reviewers"] == ["ann", "bob"]
+
+
+def test_a_conflict_copied_but_not_decided_is_not_settled(tmp_path, extracted):
+    records, rows = extracted
+    _, _, [conflict] = extract_double(tmp_path, records, double_coded(tmp_path, rows))
+    sentences, agreement, conflicts = extract_double(
+        tmp_path, records, double_coded(tmp_path, rows, conflict))     # roles still '?'
+    assert sentences[2]["method"] == "reviewers-disagree" and len(conflicts) == 1
+    assert agreement["conflicts_settled_by_consensus"] == 0
+
+
+def test_a_coding_sheet_draws_the_same_records_for_each_reviewer(tmp_path, extracted):
+    records, rows = extracted
+    sentences = tmp_path / "sentences.csv"
+    sheet = ["coding-sheet", str(sentences), "--records", "1", "--seed", "7"]
+    assert main(sheet + ["-o", str(tmp_path / "ann.csv"), "--reviewer", "ann"]) == 0
+    assert main(sheet + ["-o", str(tmp_path / "bob.csv"), "--blind"]) == 0
+    ann, bob = read_csv(tmp_path / "ann.csv"), read_csv(tmp_path / "bob.csv")
+    drawn = {r["record_id"] for r in ann}
+    assert len(drawn) == 1 and [r["record_id"] for r in rows].count(drawn.pop()) == len(ann)
+    assert [(r["record_id"], r["sentence"], r["text"]) for r in ann] == \
+        [(r["record_id"], r["sentence"], r["text"]) for r in bob]
+    coder = {(r["record_id"], r["sentence"]): r["roles"] for r in rows}
+    assert [r["roles"] for r in ann] == [coder[(r["record_id"], r["sentence"])] for r in ann]
+    assert {r["reviewer"] for r in ann} == {"ann"} and {r["reviewer"] for r in bob} == {""}
+    assert {r["roles"] for r in bob} == {"?"}, "blind: nothing to anchor on"
+
+    bob[0]["roles"] = "context"                  # bob has coded one sentence so far
+    write_csv(tmp_path / "bob.csv", bob, list(bob[0]))
+    sentences2, table = extract_with(tmp_path, records, tmp_path / "bob.csv")
+    assert [r["method"] for r in sentences2].count("reviewer") == 1
+
+
+def test_a_coding_sheet_never_overwrites_a_file(tmp_path, extracted, capsys):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("record_id,sentence,roles\ntest:1,2,context\n", encoding="utf-8")
+    assert main(["coding-sheet", str(tmp_path / "sentences.csv"), "-o", str(mine)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "mine.csv: already exists" in error and len(error.splitlines()) == 1
+    assert mine.read_text(encoding="utf-8") == "record_id,sentence,roles\ntest:1,2,context\n"
 
 
 def test_role_agreement_is_the_projects_measure():

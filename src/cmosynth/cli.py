@@ -200,6 +200,37 @@ def _run_extract(args) -> int:
     return 0
 
 
+def _add_coding_sheet(sub) -> None:
+    p = sub.add_parser("coding-sheet", help="draw records from a sentence table for a "
+                       "reviewer to code", description="Write every sentence of records "
+                       "drawn at random from a sentence table (extract/sentences.csv) as a "
+                       "reviewer's coding file (extract.coding). The same --records and "
+                       "--seed draw the same records, so two reviewers can code the same "
+                       "sample; --blind leaves every roles cell '?' (not coded yet), so "
+                       "that the coder's roles do not anchor them. Never overwrites a file.")
+    p.add_argument("sentences", type=Path, help="sentence table (extract/sentences.csv)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="the reviewer's coding file to create (CSV)")
+    p.add_argument("--records", type=int, default=None,
+                   help="how many records to draw (default: all)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the draw (default: 1)")
+    p.add_argument("--blind", action="store_true",
+                   help="roles cells '?' instead of the coder's roles")
+    p.add_argument("--reviewer", default="",
+                   help="fill the reviewer column (default: empty, the file's name counts)")
+    p.set_defaults(run=_run_coding_sheet)
+
+
+def _run_coding_sheet(args) -> int:
+    from cmosynth.extract import write_coding_sheet
+
+    if args.records is not None and args.records < 1:
+        raise CmosynthError("--records must be 1 or more")
+    write_coding_sheet(args.sentences, args.output, records=args.records, seed=args.seed,
+                       blind=args.blind, reviewer=args.reviewer)
+    return 0
+
+
 # --- synthesize ----------------------------------------------------------------------
 def _add_synthesize(sub) -> None:
     p = sub.add_parser("synthesize", help="synthesise CMOCs against programme theories",
@@ -251,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
-                _add_fulltext, _add_extract, _add_synthesize, _add_report):
+                _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report):
         add(sub)
     return parser
 

@@ -20,12 +20,14 @@ from pathlib import Path
 
 from cmosynth.console import track
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
-from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, coding_agreement,
-                                     SentenceCoding, conflict_rows, match_coding, read_coding)
+from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, SHEET_COLUMNS,
+                                     SentenceCoding, coding_agreement, coding_sheet,
+                                     conflict_rows, match_coding, read_coding)
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
 from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
-from cmosynth.files import atomic_write, write_json
+from cmosynth.errors import InputError
+from cmosynth.files import atomic_write, read_reviewer_csv, write_json
 from cmosynth.records import read_records
 
 log = logging.getLogger("cmosynth.extract")
@@ -42,7 +44,8 @@ SENTENCE_COLUMNS: tuple[str, ...] = (
 )
 
 __all__ = ["CMO_COLUMNS", "CONFLICT_COLUMNS", "SENTENCE_COLUMNS", "Extraction", "ExtractOptions",
-           "extract_all", "extract_file", "extract_records", "load_codebook"]
+           "extract_all", "extract_file", "extract_records", "load_codebook",
+           "write_coding_sheet"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,27 @@ def extract_file(input: str | Path, output: str | Path, codebook: str | Path | N
     log.info("%d CMOCs from %d records written to %s", len(result.configurations),
              len(records), output)
     return len(result.configurations)
+
+
+def write_coding_sheet(sentences: str | Path, output: str | Path, records: int | None = None,
+                       seed: int = 1, blind: bool = False, reviewer: str = "") -> int:
+    """Write a coding sheet (`coding.coding_sheet`) drawn from a sentence table; returns
+    the number of records in it. The sheet becomes a reviewer's file, so an existing
+    file is never overwritten."""
+    output = Path(output)
+    if output.exists():
+        raise InputError(output, "already exists and may hold a reviewer's coding; choose "
+                                 "another name, or delete it first")
+    rows = [row for _, row in read_reviewer_csv(
+        sentences, ("record_id", "sentence", "roles", "text"),
+        not_found="sentence table not found; extraction writes it (extract/sentences.csv)",
+        header="give the sentence table extraction writes (extract/sentences.csv)")]
+    sheet = coding_sheet(rows, records, seed, blind, reviewer)
+    write_table(output, SHEET_COLUMNS, sheet)
+    chosen = len({row["record_id"] for row in sheet})
+    log.info("%d sentence(s) of %d record(s) to code written to %s%s", len(sheet), chosen,
+             output, " (blind: every roles cell is '?')" if blind else "")
+    return chosen
 
 
 def extract_records(records: Iterable[dict], codebook: Codebook,

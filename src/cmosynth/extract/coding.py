@@ -1,9 +1,10 @@
 """Reviewer coding: sentence roles reviewers have checked, in CSV files the reviewers own.
 
 The pipeline reads them and never writes them. A reviewer copies the rows of
-`extract/sentences.csv` they have checked into a file of their own and corrects the
-`roles` cell: roles among context, mechanism and outcome, separated by `;` (or `,`),
-empty or `none` for none. Columns `record_id`, `sentence` and `roles` are needed;
+`extract/sentences.csv` they have checked into a file of their own (or draws a sample
+of records with `cmosynth coding-sheet`) and corrects the `roles` cell: roles among
+context, mechanism and outcome, separated by `;` (or `,`), empty or `none` for none, `?`
+for not coded yet (the row is skipped). Columns `record_id`, `sentence` and `roles` are needed;
 `text`, when present, is compared with the sentence as it is now, so that a row whose
 record has changed since (a corrected abstract, a full text added) is not applied to
 another sentence. `reviewer` names who coded the row (the file's name when the column is
@@ -22,12 +23,17 @@ it. Until then the sentence carries every role any of them gave, each with the s
 reviewers who gave it as its confidence, and the method `reviewers-disagree`; that is
 how the project's own doubly labelled abstracts train the coder too (`roles.union_labels`).
 `coding_conflicts.csv` lists the conflicts as rows ready to settle in a consensus file.
+
+For a reliability sample, `coding_sheet` draws whole records at random (seeded, so that
+two reviewers given the same seed code the same records), blind if asked: every `roles`
+cell `?`, so that neither the coder's roles nor another reviewer's anchor the coding.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +52,10 @@ REVIEWER_METHOD = "reviewer"
 #: The method of a sentence two reviewers coded differently and no consensus row settled.
 CONFLICT_METHOD = "reviewers-disagree"
 REQUIRED_COLUMNS = ("record_id", "sentence", "roles")
+#: A `roles` cell not coded yet: the row is skipped (blind sheets and conflicts start so).
+NOT_CODED = "?"
+#: The coding sheet: the columns a reviewer needs to code a sentence in place.
+SHEET_COLUMNS = ("record_id", "sentence", "section", "roles", "reviewer", "text")
 #: The conflict worklist: each conflict as a row of a consensus coding file (roles to be
 #: filled in), then each reviewer's roles and where they were read.
 CONFLICT_COLUMNS = ("record_id", "sentence", "roles", "reviewer", "text", "coded_by")
@@ -125,6 +135,8 @@ def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
             header="copy rows with the header of extract/sentences.csv"):
         record_id, number = row["record_id"], row["sentence"]
         if not record_id and not number:
+            continue
+        if row["roles"] == NOT_CODED:
             continue
         if not number.isdigit() or int(number) < 1:
             raise InputError(path, f"sentence {number!r} must be the sentence's number in "
@@ -251,9 +263,24 @@ def conflict_rows(sentences: Iterable[tuple[str, int, str, SentenceCoding | None
             continue
         views = "; ".join(f"{name}: {_roles_cell(row.roles) or 'none'} ({Path(row.path).name}:"
                           f"{row.line})" for name, row in sorted(coding.views.items()))
-        rows.append({"record_id": record_id, "sentence": number, "roles": "",
+        rows.append({"record_id": record_id, "sentence": number, "roles": NOT_CODED,
                      "reviewer": CONSENSUS_REVIEWER, "text": text, "coded_by": views})
     return rows
+
+
+def coding_sheet(sentences: Sequence[Mapping[str, str]], records: int | None = None,
+                 seed: int = 1, blind: bool = False, reviewer: str = "") -> list[dict]:
+    """Rows of the sentence table (`SHEET_COLUMNS`) for a reviewer to code: every sentence
+    of `records` records drawn at random with `seed` (all records when None), in the
+    table's order; each `roles` cell the coder's roles to correct, or `?` with `blind`."""
+    ids = list(dict.fromkeys(row["record_id"] for row in sentences))
+    chosen = set(ids if records is None or records >= len(ids)
+                 else random.Random(seed).sample(ids, records))
+    return [{"record_id": row["record_id"], "sentence": row["sentence"],
+             "section": row.get("section", ""),
+             "roles": NOT_CODED if blind else row["roles"], "reviewer": reviewer,
+             "text": row["text"]}
+            for row in sentences if row["record_id"] in chosen]
 
 
 def _rounded(value: float | None) -> float | None:
