@@ -204,9 +204,9 @@ def _add_coding_sheet(sub) -> None:
     p = sub.add_parser("coding-sheet", help="draw records from a sentence table for a "
                        "reviewer to code", description="Write every sentence of records "
                        "drawn at random from a sentence table (extract/sentences.csv) as a "
-                       "reviewer's coding file (extract.coding). The same --records and "
-                       "--seed draw the same records, so two reviewers can code the same "
-                       "sample; --blind leaves every roles cell '?' (not coded yet), so "
+                       "reviewer's coding file (extract.coding). From the same table, the "
+                       "same --records and --seed draw the same records, so two reviewers "
+                       "can code the same sample; --blind leaves every roles cell '?' (not coded yet), so "
                        "that the coder's roles do not anchor them. Never overwrites a file.")
     p.add_argument("sentences", type=Path, help="sentence table (extract/sentences.csv)")
     p.add_argument("-o", "--output", type=Path, required=True,
