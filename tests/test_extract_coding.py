@@ -12,7 +12,8 @@ from cmosynth.cli import main
 from cmosynth.errors import InputError
 from cmosynth.extract import SENTENCE_COLUMNS
 from cmosynth.extract.codebook import load_codebook
-from cmosynth.extract.coding import read_coding_file, role_agreement
+from cmosynth.extract.coding import (CodedByReviewer, SentenceCoding, cross_fitted_agreement,
+                                     read_coding_file, role_agreement)
 from cmosynth.extract.roles import LABELS_PATH, RoleCoder, abstract_evidence
 from cmosynth.files import write_jsonl
 from cmosynth.records import new_record
@@ -235,6 +236,48 @@ def test_a_coding_sheet_never_overwrites_a_file(tmp_path, extracted, capsys):
     error = capsys.readouterr().err.strip()
     assert "mine.csv: already exists" in error and len(error.splitlines()) == 1
     assert mine.read_text(encoding="utf-8") == "record_id,sentence,roles\ntest:1,2,context\n"
+
+
+def test_the_coder_is_scored_on_each_record_by_a_coder_that_never_saw_it():
+    """Cross-fitting: sentence texts stand for evidence; a stub coder gives a sentence the
+    roles it learnt for the same text, so any leak of a held-out record would score."""
+    texts = ["a1", "a2", "b1", "c1", "c2", "d1", "e1"]
+    records = ["a", "a", "b", "c", "c", "d", "e"]
+    roles = [{"context"}, set(), {"outcome"}, {"mechanism"}, set(), {"context"}, {"outcome"}]
+    row = lambda r: CodedByReviewer("x", 1, frozenset(r), None, "ann.csv", 2, "ann")  # noqa: E731
+    codings = [SentenceCoding({"ann": row(r)}) for r in roles]
+    codings[6] = SentenceCoding({"ann": row({"outcome"}), "bob": row(set())})   # unsettled
+    seen = []
+
+    class Stub:
+        def __init__(self, reviewed):
+            self.learnt = dict(reviewed)
+            seen.append(set(self.learnt))
+
+        def code(self, evidence):
+            return [dict.fromkeys(self.learnt.get(e, ()), 1.0) for e in evidence]
+
+    estimate = cross_fitted_agreement(texts, codings, records, Stub, folds=5)
+    assert len(seen) == 5 and all(len(s) >= 4 for s in seen)
+    for learnt in seen:      # a fold learns every record but the one(s) it scores
+        held = {texts[k] for k in range(7) if texts[k] not in learnt}
+        assert {records[texts.index(t)] for t in held}.isdisjoint(
+            {records[texts.index(t)] for t in learnt})
+    assert estimate["records"] == 5 and estimate["folds"] == 5
+    assert estimate["sentences"] == 6, "the unsettled conflict is not scored"
+    assert estimate["recall"] == {"context": 0.0, "mechanism": 0.0, "outcome": 0.0}
+    assert cross_fitted_agreement(texts[:2], codings[:2], records[:2], Stub) is None
+
+
+def test_extraction_estimates_its_coders_agreement_with_the_reviewers(tmp_path, extracted):
+    records, rows = extracted
+    mine = write_csv(tmp_path / "ann.csv", rows, SENTENCE_COLUMNS)   # ann checks everything
+    _, agreement, _ = extract_double(tmp_path, records, [mine])
+    coder = agreement["coder"]
+    assert (coder["records"], coder["folds"], coder["sentences"]) == (2, 2, len(rows))
+    assert 0 < coder["macro_f1"] <= 1 and set(coder["f1"]) == {"context", "mechanism", "outcome"}
+    low, high = coder["macro_f1_95"]
+    assert 0 <= low <= high <= 1
 
 
 def test_role_agreement_is_the_projects_measure():

@@ -154,13 +154,21 @@ def test_the_report_says_how_much_of_the_coding_a_reviewer_did(topic_dir, tmp_pa
          "pairs": [{"reviewers": ["ann", "bob"], "sentences_both_coded": 3, "identical": 0.667,
                     "macro_f1": 0.8125, "f1": {},
                     "cohen_kappa": {"context": 0.7, "mechanism": None, "outcome": 0.55}}],
-         "conflicts": 2, "conflicts_settled_by_consensus": 1}), encoding="utf-8")
+         "conflicts": 2, "conflicts_settled_by_consensus": 1,
+         "coder": {"records": 2, "sentences": 3, "folds": 2, "macro_f1": 0.6,
+                   "macro_f1_95": [0.41, 0.775],
+                   "f1": {"context": 0.5, "mechanism": None, "outcome": 0.7}}}),
+        encoding="utf-8")
     html = unescape((report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8"))
     assert "Reviewers (ann, bob) coded 4 of the 6 sentences (2 of 3 records;" in html
     assert ("ann and bob: macro F1 0.81 over 3 sentences (Cohen's kappa context 0.70, "
             "mechanism undefined, outcome 0.55)") in html
     assert ("2 sentences were coded differently, 1 settled by consensus; 1 not yet settled "
             "carry every role any reviewer gave") in html
+    assert ("a coder trained without the record it codes (cross-fitted) agrees with the "
+            "reviewers at macro F1 0.60 (95 % interval 0.41 to 0.78, resampling records) on "
+            "the 3 sentences of 2 records reviewers coded; per role F1 context 0.50, "
+            "mechanism undefined, outcome 0.70.") in html
     write_csv(topic_dir / "extract" / "coding_conflicts.csv",
               [{"record_id": "pmid:5", "sentence": 2, "roles": "", "reviewer": "consensus",
                 "text": "A sentence.", "coded_by": "ann: context (ann.csv:3); bob: none"}],

@@ -116,6 +116,7 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     agreement = json.loads((topic_dir / "extract" / "coding_agreement.json").read_text("utf-8"))
     assert agreement["reviewers"] == ["coding"] and agreement["sentences_coded"] == 1
     assert agreement["pairs"] == [] and agreement["conflicts"] == 0
+    assert agreement["coder"] is None, "one coded record gives no held-out estimate"
     assert read_csv(topic_dir / "extract" / "coding_conflicts.csv") == []
     html = (topic_dir / "report" / "index.html").read_text(encoding="utf-8")
     assert f"A reviewer coded 1 of the {len(recoded)} sentences (1 of {len(by_id)} records" in html

@@ -206,8 +206,9 @@ def _add_coding_sheet(sub) -> None:
                        "drawn at random from a sentence table (extract/sentences.csv) as a "
                        "reviewer's coding file (extract.coding). From the same table, the "
                        "same --records and --seed draw the same records, so two reviewers "
-                       "can code the same sample; --blind leaves every roles cell '?' (not coded yet), so "
-                       "that the coder's roles do not anchor them. Never overwrites a file.")
+                       "can code the same sample; --blind leaves every roles cell '?' (not "
+                       "coded yet), so that the coder's roles do not anchor them. Never "
+                       "overwrites a file.")
     p.add_argument("sentences", type=Path, help="sentence table (extract/sentences.csv)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="the reviewer's coding file to create (CSV)")

@@ -22,7 +22,8 @@ from cmosynth.console import track
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, SHEET_COLUMNS,
                                      SentenceCoding, coding_agreement, coding_sheet,
-                                     conflict_rows, match_coding, read_coding)
+                                     conflict_rows, cross_fitted_agreement, match_coding,
+                                     read_coding)
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
 from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
@@ -158,10 +159,17 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
 
         fallback = EmbeddingConcepts(codebook)
         fine_tuned = FineTunedRoles() if coder is None else None
+    agreement = coding_agreement(reviewed)
     if coder is None:
-        coder = RoleCoder(codebook, options.approach or DEFAULT_APPROACH, fine_tuned=fine_tuned,
+        approach = options.approach or DEFAULT_APPROACH
+        coder = RoleCoder(codebook, approach, fine_tuned=fine_tuned,
                           reviewed=[(e, set(r.roles)) for e, r in zip(flat_evidence, reviewed)
                                     if r is not None])
+        if coding:
+            agreement["coder"] = cross_fitted_agreement(
+                flat_evidence, reviewed,
+                [record["record_id"] for record, group, _ in groups for _ in group],
+                _cross_fitted_coders(codebook, approach, coder, fine_tuned))
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     # One call of the coder for all sentences: a model is much faster in one batch. The
     # reviewer's roles replace the coder's where there are any.
@@ -195,9 +203,29 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         rows.extend(record_rows)
     return Extraction(sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"])),
                       [row for key in sorted(sentence_rows) for row in sentence_rows[key]],
-                      coding_agreement(reviewed),
+                      agreement,
                       conflict_rows(sorted(((row["record_id"], row["sentence"], row["text"], m)
                                             for row, m in coded_rows), key=lambda t: t[:2])))
+
+
+def _cross_fitted_coders(codebook: Codebook, approach: str, coder: RoleCoder, fine_tuned):
+    """Makes coders like `coder` that learn from part of the reviewers' coding, for
+    `coding.cross_fitted_agreement`. Each reuses `coder`'s fine-tuned encoder as it is:
+    that never learns from the coding, and fitting it again would cost minutes."""
+    if coder.model is None:          # rules only: nothing learns from the coding
+        return lambda reviewed: coder
+
+    class AlreadyFitted:
+        method = getattr(fine_tuned, "method", "")
+
+        def fit(self, evidence, labels):
+            return self
+
+        def probabilities(self, evidence):
+            return fine_tuned.probabilities(evidence)
+
+    encoder = AlreadyFitted() if fine_tuned is not None else None
+    return lambda reviewed: RoleCoder(codebook, approach, fine_tuned=encoder, reviewed=reviewed)
 
 
 def configuration_method(configuration: Configuration, by_reviewer: set[int], method: str

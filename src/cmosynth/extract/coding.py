@@ -200,12 +200,13 @@ def _is_consensus(reviewer: str) -> bool:
     return reviewer.lower() == CONSENSUS_REVIEWER
 
 
-def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str]]) -> dict:
+def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str]],
+                   kappa: bool = True) -> dict:
     """How two codings of the same sentences agree: per role the count each gave, the
     count both gave, precision, recall and F1 of `second` against `first` (F1 is
     symmetric; None where neither gave the role), and Cohen's kappa (None where neither
-    varies); then the macro F1 over the roles either gave and the share of sentences
-    given identical role sets."""
+    varies, or not asked for); then the macro F1 over the roles either gave and the share
+    of sentences given identical role sets."""
     first, second = [set(r) for r in first], [set(r) for r in second]
     result: dict = {"sentences": len(first), "roles": {}}
     for role in ROLES:
@@ -216,10 +217,11 @@ def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str
         recall = both / sum(a) if sum(a) else 0.0
         f1 = (2 * precision * recall / (precision + recall) if precision + recall else 0.0) \
             if sum(a) + sum(b) else None
-        kappa = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else None
-        result["roles"][role] = {"first": sum(a), "second": sum(b), "both": both,
-                                 "precision": precision, "recall": recall, "f1": f1,
-                                 "cohen_kappa": kappa}
+        result["roles"][role] = {
+            "first": sum(a), "second": sum(b), "both": both, "precision": precision,
+            "recall": recall, "f1": f1,
+            "cohen_kappa": float(cohen_kappa_score(a, b))
+            if kappa and len(set(a) | set(b)) > 1 else None}
     f1s = [r["f1"] for r in result["roles"].values() if r["f1"] is not None]
     result["macro_f1"] = sum(f1s) / len(f1s) if f1s else None
     result["identical"] = (sum(x == y for x, y in zip(first, second)) / len(first)
@@ -230,7 +232,8 @@ def role_agreement(first: Sequence[Iterable[str]], second: Sequence[Iterable[str
 def coding_agreement(codings: Iterable[SentenceCoding | None]) -> dict:
     """The double coding of a review: reviewers, the sentences coded, for every pair of
     reviewers their agreement on the sentences both coded (`role_agreement`, rounded),
-    and the conflicts, settled by consensus or not."""
+    and the conflicts, settled by consensus or not. `coder` is left for extraction to
+    fill: the coder's agreement with the reviewers (`cross_fitted_agreement`)."""
     coded = [c for c in codings if c is not None]
     reviewers = sorted({name for c in coded for name in c.views})
     pairs = []
@@ -249,7 +252,57 @@ def coding_agreement(codings: Iterable[SentenceCoding | None]) -> dict:
     return {"reviewers": reviewers, "sentences_coded": len(coded),
             "by_consensus": sum(c.consensus is not None for c in coded),
             "pairs": pairs, "conflicts": sum(c.conflict for c in coded),
-            "conflicts_settled_by_consensus": sum(c.settled for c in coded)}
+            "conflicts_settled_by_consensus": sum(c.settled for c in coded),
+            "coder": None}
+
+
+def cross_fitted_agreement(evidence: Sequence, codings: Sequence[SentenceCoding | None],
+                           record_ids: Sequence[str], make_coder, folds: int = 5
+                           ) -> dict | None:
+    """How the coder agrees with the reviewers on the sentences they coded, each sentence
+    coded by a coder that learnt from the reviewers' other records only (`folds` folds of
+    records; `make_coder(reviewed)` trains one on (evidence, roles) pairs): the review's
+    own estimate of how well the coder codes the sentences nobody checked. Sentences in
+    an unsettled conflict are learnt from but not scored. None with fewer than two
+    coded records."""
+    coded = [k for k, c in enumerate(codings) if c is not None]
+    records = sorted({record_ids[k] for k in coded})
+    if len(records) < 2:
+        return None
+    count = min(folds, len(records))
+    fold_of = {r: i % count for i, r in enumerate(random.Random(0).sample(records, len(records)))}
+    by_record: dict[str, list[tuple[set[str], set[str]]]] = {}     # (reviewers', coder's)
+    for fold in range(count):
+        coder = make_coder([(evidence[k], set(codings[k].roles)) for k in coded
+                            if fold_of[record_ids[k]] != fold])
+        held = [k for k in coded if fold_of[record_ids[k]] == fold
+                and not (codings[k].conflict and not codings[k].settled)]
+        for k, roles in zip(held, coder.code([evidence[k] for k in held])):
+            by_record.setdefault(record_ids[k], []).append((set(codings[k].roles), set(roles)))
+    pairs = [pair for record in sorted(by_record) for pair in by_record[record]]
+    agreed = role_agreement([g for g, _ in pairs], [p for _, p in pairs])
+    return {"records": len(records), "sentences": len(pairs), "folds": count,
+            "macro_f1": _rounded(agreed["macro_f1"]),
+            "macro_f1_95": _bootstrap_interval(list(by_record.values())),
+            **{measure: {role: _rounded(v[measure]) for role, v in agreed["roles"].items()}
+               for measure in ("precision", "recall", "f1")}}
+
+
+def _bootstrap_interval(records: list[list[tuple[set[str], set[str]]]],
+                        resamples: int = 1000) -> list[float] | None:
+    """A 95 % percentile interval of macro F1, resampling records (their sentences are
+    not independent), seeded so that reruns agree."""
+    if len(records) < 2:
+        return None
+    draw = random.Random(0)
+    values = []
+    for _ in range(resamples):
+        pairs = [pair for record in draw.choices(records, k=len(records)) for pair in record]
+        value = role_agreement([g for g, _ in pairs], [p for _, p in pairs],
+                               kappa=False)["macro_f1"]
+        values.append(0.0 if value is None else value)
+    values.sort()
+    return [round(values[int(0.025 * resamples)], 4), round(values[int(0.975 * resamples) - 1], 4)]
 
 
 def conflict_rows(sentences: Iterable[tuple[str, int, str, SentenceCoding | None]]

@@ -184,12 +184,22 @@ def _coding_summary(topic_dir: Path) -> dict | None:
              + ", ".join(f"{role} {_two_places(kappa)}"
                          for role, kappa in pair["cohen_kappa"].items()) + ")"
              for pair in agreement.get("pairs", [])]
+    coder = agreement.get("coder")
+    interval = (coder or {}).get("macro_f1_95")
+    estimate = (f"macro F1 {_two_places(coder['macro_f1'])}"
+                + (f" (95 % interval {interval[0]:.2f} to {interval[1]:.2f}, resampling "
+                   "records)" if interval else "")
+                + f" on the {coder['sentences']} sentences of {coder['records']} records "
+                "reviewers coded; per role F1 "
+                + ", ".join(f"{role} {_two_places(f1)}" for role, f1 in coder["f1"].items())
+                ) if coder else ""
     conflicts = agreement.get("conflicts", 0)
     settled = agreement.get("conflicts_settled_by_consensus", 0)
     return {"sentences": len(sentences), "reviewed": len(reviewed),
             "records": len({r["record_id"] for r in sentences}),
             "reviewed_records": len({r["record_id"] for r in reviewed}),
             "reviewers": agreement.get("reviewers", []), "agreement": "; ".join(pairs),
+            "coder": estimate,
             "conflicts": conflicts, "settled": settled, "open_conflicts": conflicts - settled}
 
 
