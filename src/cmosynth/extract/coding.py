@@ -99,6 +99,11 @@ class SentenceCoding:
         return self.conflict and self.consensus is not None
 
     @property
+    def unsettled(self) -> bool:
+        """A conflict no consensus row has settled yet."""
+        return self.conflict and self.consensus is None
+
+    @property
     def roles(self) -> dict[str, float]:
         """role -> confidence: the consensus's or the agreed roles at 1; in an unsettled
         conflict, every role any reviewer gave, at the share of reviewers who gave it."""
@@ -110,7 +115,7 @@ class SentenceCoding:
 
     @property
     def method(self) -> str:
-        return CONFLICT_METHOD if self.conflict and not self.settled else REVIEWER_METHOD
+        return CONFLICT_METHOD if self.unsettled else REVIEWER_METHOD
 
 
 def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
@@ -276,7 +281,7 @@ def cross_fitted_agreement(evidence: Sequence, codings: Sequence[SentenceCoding 
         coder = make_coder([(evidence[k], set(codings[k].roles)) for k in coded
                             if fold_of[record_ids[k]] != fold])
         held = [k for k in coded if fold_of[record_ids[k]] == fold
-                and not (codings[k].conflict and not codings[k].settled)]
+                and not codings[k].unsettled]
         for k, roles in zip(held, coder.code([evidence[k] for k in held])):
             by_record.setdefault(record_ids[k], []).append((set(codings[k].roles), set(roles)))
     pairs = [pair for record in sorted(by_record) for pair in by_record[record]]
@@ -312,7 +317,7 @@ def conflict_rows(sentences: Iterable[tuple[str, int, str, SentenceCoding | None
     copied into a consensus coding file once its `roles` cell is filled in."""
     rows = []
     for record_id, number, text, coding in sentences:
-        if coding is None or not coding.conflict or coding.settled:
+        if coding is None or not coding.unsettled:
             continue
         views = "; ".join(f"{name}: {_roles_cell(row.roles) or 'none'} ({Path(row.path).name}:"
                           f"{row.line})" for name, row in sorted(coding.views.items()))
