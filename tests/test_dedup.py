@@ -150,7 +150,7 @@ def test_same_pmid_from_two_exports_gets_unique_ids_and_is_linked():
     ids = [r["record_id"] for r in result.records]
     assert len(set(ids)) == 2 and "pmid:22628586" in ids and "nbib:7" in ids
     assert got[("nbib", "7")]["duplicate_of"] == "pmid:22628586"
-    assert got[("nbib", "7")]["dup_rule"] == "same_identifier"
+    assert got[("nbib", "7")]["dup_rule"] == "pmid"
 
 
 def test_different_dois_are_never_merged_automatically():

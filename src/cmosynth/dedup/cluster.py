@@ -20,6 +20,7 @@ class Clusters:
         self.size = [1] * size
         self.forbidden: dict[int, set[int]] = {}
         self.anchor: dict[int, str] = {}
+        self._members: dict[int, list[int]] = {}
 
     def find(self, item: int) -> int:
         parent = self.parent
@@ -61,11 +62,19 @@ class Clusters:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
+        # Smaller list into the larger: each item moves O(log n) times in all.
+        merged = self._members.pop(ra, None) or [ra]
+        merged.extend(self._members.pop(rb, None) or [rb])
+        self._members[ra] = merged
         if rb in self.forbidden:
             self.forbidden.setdefault(ra, set()).update(self.forbidden.pop(rb))
         if rb in self.anchor:
             self.anchor.setdefault(ra, self.anchor.pop(rb))
         return True
+
+    def members(self, item: int) -> list[int]:
+        """Every item in the cluster of `item`, in the order they joined."""
+        return self._members.get(self.find(item)) or [item]
 
     def groups(self) -> list[list[int]]:
         """Clusters of two or more records, each sorted, in order of their first member."""

@@ -1,11 +1,14 @@
 """Linking duplicate records: the engine behind `cmosynth dedup`.
 
 Order of decisions, each one unable to undo the ones before it:
-1. records sharing a record_id (the same PMID from two exports): the later gets a
-   source-scoped id and is linked to the first (`same_identifier`);
+1. records sharing a record_id (the same PMID or DOI from two exports, or twice in
+   one): the later gets a source-scoped id, and the pair is compared like any other;
 2. reviewer overrides: `duplicates` are joined, `not_duplicates` become cannot-links;
 3. an earlier run's clusters are restored and frozen (incremental runs);
-4. blocked pairs are compared and joined under named rules (see `match`).
+4. a DOI that records with different titles share is a container's (a supplement's,
+   a proceedings volume's), not a paper's: it is set aside for matching;
+5. blocked pairs are compared and joined under named rules (see `match`), unless the
+   join would put two records whose titles disagree into one cluster.
 Every input record is kept; duplicates point at their cluster's kept record.
 """
 
@@ -18,12 +21,16 @@ from dataclasses import dataclass, field
 from cmosynth.console import Progress, track
 from cmosynth.dedup.block import BLOCKING_KEYS, blocks
 from cmosynth.dedup.cluster import Clusters, completeness, fill_from_duplicates
-from cmosynth.dedup.match import DUPLICATE, REVIEW, Features, Verdict, compare, features
+from cmosynth.dedup.match import (DEFAULT_THRESHOLDS, DUPLICATE, REVIEW, Features,
+                                  Thresholds, Verdict, compare, features,
+                                  titles_disagree)
 
 log = logging.getLogger("cmosynth.dedup")
 
 #: Members of a cluster a new record is compared with inside one block.
 _REPRESENTATIVES = 3
+#: Members of each cluster whose titles are checked before two clusters join.
+_TITLE_CHECK_MEMBERS = 12
 #: Blocks larger than this (generic keys such as a common first page) are skipped.
 MAX_BLOCK = 5000
 
@@ -52,7 +59,7 @@ class DedupResult:
 
 def make_ids_unique(records: list[dict]) -> list[tuple[int, int]]:
     """Give records whose record_id is already taken a source-scoped id; returns
-    (first, later) index pairs to link as `same_identifier`."""
+    (first, later) index pairs, to be compared as any pair is."""
     seen: dict[str, int] = {}
     links = []
     for index, record in enumerate(records):
@@ -74,8 +81,10 @@ def make_ids_unique(records: list[dict]) -> list[tuple[int, int]]:
 class _Linker:
     """Holds the clusters and the evidence for each link while pairs are decided."""
 
-    def __init__(self, records: list[dict]):
+    def __init__(self, records: list[dict], thresholds: Thresholds = DEFAULT_THRESHOLDS):
         self.records = records
+        self.thresholds = thresholds
+        self.features: list[Features] = []
         self.clusters = Clusters(len(records))
         self.links: dict[int, tuple[str, float]] = {}
         self.review: dict[tuple[int, int], Verdict] = {}
@@ -89,6 +98,22 @@ class _Linker:
         self.links.setdefault(b, (rule, score))
         self.links.setdefault(a, (rule, score))
         return True
+
+    def title_clash(self, a: int, b: int) -> tuple[int, int] | None:
+        """Two records, one from each cluster, whose titles disagree: joining the
+        clusters would make different papers one through a chain of links."""
+        find = self.clusters.find
+        if find(a) == find(b):
+            return None
+        floor = self.thresholds.different_title
+        members_b = self.clusters.members(b)[:_TITLE_CHECK_MEMBERS]
+        for x in self.clusters.members(a)[:_TITLE_CHECK_MEMBERS]:
+            fx = self.features[x]
+            for y in members_b:
+                fy = self.features[y]
+                if fx.title != fy.title and titles_disagree(fx, fy, floor):
+                    return x, y
+        return None
 
     def compare_block(self, members: list[int], all_features: list[Features]) -> None:
         """Compare each member with a few representatives of every other cluster seen
@@ -113,10 +138,20 @@ class _Linker:
         if pair in self.decided:
             return False
         self.counts["pairs compared"] += 1
-        verdict = compare(all_features[a], all_features[b])
+        verdict = compare(all_features[a], all_features[b], self.thresholds)
         if verdict.decision == DUPLICATE:
-            if self.link(a, b, verdict.rule, verdict.score):
+            clash = self.title_clash(a, b)
+            if clash is None and self.link(a, b, verdict.rule, verdict.score):
                 return True
+            if clash is not None:
+                self.decided.add(pair)
+                self.counts["links refused: titles in the clusters disagree"] += 1
+                x, y = (self.records[i]["record_id"] for i in clash)
+                self.review[pair] = Verdict(
+                    REVIEW, verdict.rule, verdict.score,
+                    f"alike under {verdict.rule}, but joining them would put {x} and {y}, "
+                    "whose titles differ, in one cluster")
+                return False
             verdict = Verdict(REVIEW, verdict.rule, verdict.score,
                               "kept apart by a reviewer decision or an earlier run")
             if a in self.frozen or b in self.frozen:
@@ -129,18 +164,17 @@ class _Linker:
 
 
 def dedup_records(records: list[dict], overrides: list[Override] = (),
-                  previous: dict[str, dict] | None = None) -> DedupResult:
+                  previous: dict[str, dict] | None = None,
+                  thresholds: Thresholds = DEFAULT_THRESHOLDS) -> DedupResult:
     """Link duplicates among `records` (modified in place and returned, nothing dropped).
 
     `previous` maps record_id to an earlier run's decision ({duplicate_of, dup_rule,
     dup_score}); those records keep their clusters and kept status.
     """
-    linker = _Linker(records)
-    renamed = set()
-    for first, later in make_ids_unique(records):
-        linker.link(first, later, "same_identifier", 1.0)
-        renamed.add(later)
-        linker.counts["same identifier"] += 1
+    linker = _Linker(records, thresholds)
+    shared_id_pairs = make_ids_unique(records)
+    renamed = {later for _, later in shared_id_pairs}
+    linker.counts["records sharing an identifier"] = len(renamed)
     index_of = {record["record_id"]: i for i, record in enumerate(records)}
     _apply_overrides(linker, overrides, index_of)
     _restore_previous(linker, previous or {}, index_of)
@@ -148,6 +182,10 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
     all_features = [features(i, record) for i, record in
                     enumerate(track(records, "deduplicating: records normalised",
                                     total=len(records)))]
+    linker.features = all_features
+    _set_aside_container_dois(linker, all_features)
+    for first, later in shared_id_pairs:
+        linker.compare_block([first, later], all_features)
     with Progress("deduplicating: blocking keys compared", total=len(BLOCKING_KEYS),
                   unit="keys") as progress:
         for kind in BLOCKING_KEYS:
@@ -161,6 +199,37 @@ def dedup_records(records: list[dict], overrides: list[Override] = (),
     review = _review_rows(linker, all_features)
     _write_decisions(linker, index_of, renamed)
     return DedupResult(records, review, linker.counts)
+
+
+#: Records with different titles from which a shared DOI is a container's, not a
+#: paper's. Two records might be one paper under a translated title: they go to review.
+_CONTAINER_DOI_RECORDS = 3
+
+
+def _set_aside_container_dois(linker: _Linker, all_features: list[Features]) -> None:
+    """Blank, for matching only, every DOI that three or more records share while their
+    titles disagree: a supplement's or proceedings volume's DOI, which identifies no one
+    paper. The records keep the DOI; pairs among them are judged on their other fields."""
+    by_doi: dict[str, list[Features]] = {}
+    for f in all_features:
+        if f.doi:
+            by_doi.setdefault(f.doi, []).append(f)
+    floor = linker.thresholds.identifier_title
+    containers = []
+    for doi, sharing in by_doi.items():
+        if len(sharing) < _CONTAINER_DOI_RECORDS:
+            continue
+        titles = {f.title: f for f in sharing if f.title}
+        distinct = list(titles.values())[:_TITLE_CHECK_MEMBERS]
+        if any(titles_disagree(x, y, floor) for i, x in enumerate(distinct)
+               for y in distinct[i + 1:]):
+            containers.append((doi, len(sharing)))
+            for f in sharing:
+                f.doi = ""
+    linker.counts["container DOIs set aside"] = len(containers)
+    for doi, count in sorted(containers):
+        log.info("DOI %s is shared by %d records with different titles (a supplement's or "
+                 "volume's DOI): matched on their other fields", doi, count)
 
 
 def _apply_overrides(linker: _Linker, overrides, index_of: dict[str, int]) -> None:

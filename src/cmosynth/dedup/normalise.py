@@ -31,6 +31,9 @@ _GREEK = {
 _GREEK_RE = re.compile("|".join(map(re.escape, _GREEK)))
 _TAG_RE = re.compile(r"<[^<>]{0,200}>")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+_NON_ASCII_SEPARATOR = re.compile(
+    "[" + "".join(chr(c) for c in range(0x80, 0x3000)
+                  if unicodedata.category(chr(c))[0] in "PZ") + "]")
 _LANGUAGES = (
     "chinese|japanese|german|french|spanish|italian|portuguese|russian|dutch|polish|czech|"
     "danish|swedish|norwegian|finnish|hungarian|turkish|korean|hebrew|greek|persian|arabic|"
@@ -83,6 +86,9 @@ def normalise_text(text: str | None) -> str:
         text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
         text = _GREEK_RE.sub(lambda m: f" {_GREEK[m.group(0)]} ", text)
         text = text.replace("ß", "ss").replace("æ", "ae").replace("ø", "o")
+        # Dashes, other punctuation and spaces outside ASCII separate words, as "-" does:
+        # "hemolytic–uremic" = "hemolytic-uremic", not "hemolyticuremic".
+        text = _NON_ASCII_SEPARATOR.sub(" ", text)
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     # "Sjogren's" = "Sjogrens": an apostrophe joins, never splits, a word.
     return _NON_WORD.sub(" ", text.replace("'", "")).strip()
@@ -147,14 +153,19 @@ def is_corporate_author(name: str) -> bool:
     return bool(_CORPORATE.search(str(name)))
 
 
+#: What exports put in place of the authors they cut: "et al.", "and others", "...".
+_TRUNCATION = re.compile(r"^\W*(?:et\.?\s*al\.?|and\s+others|others|\.\.\.|\u2026)\W*$",
+                         re.IGNORECASE)
+
+
 def normalise_authors(authors) -> tuple[str, ...]:
     """Personal authors as "surname INITIALS" keys, from a list or an "A and B" string;
-    group authors are left out."""
+    group authors and the "et al." of a truncated list are left out."""
     if not authors:
         return ()
     if isinstance(authors, str):
         authors = re.split(r"\s+and\s+|;\s*", authors)
-    keys = (_person_key(str(a)) for a in authors if a)
+    keys = (_person_key(str(a)) for a in authors if a and not _TRUNCATION.match(str(a)))
     return tuple(k for k in keys if k)
 
 
