@@ -172,6 +172,151 @@ def test_export_variants_of_one_article_are_linked():
     assert got[("embase", "2")]["dup_rule"] or got[("medline", "1")]["dup_rule"]
 
 
+# --- shared identifiers and titles that disagree ---------------------------------------
+SUPPLEMENT_DOI = "10.1111/dme.14250"
+SUPPLEMENT_TITLES = [
+    "Time in range predicts retinopathy progression in adults with type 1 diabetes",
+    "Foot ulcer recurrence after offloading education delivered by podiatry assistants",
+    "Uptake of structured education among young adults with type 2 diabetes",
+    "Flash glucose monitoring and admissions for diabetic ketoacidosis: a national audit",
+    "Remission of type 2 diabetes after a low-energy diet in primary care",
+]
+
+
+def supplement_abstract(number: int, **fields) -> dict:
+    """One of five meeting abstracts that a journal supplement printed under one DOI."""
+    base = dict(title=SUPPLEMENT_TITLES[number], authors=[f"Author{number}, A."],
+                journal="Diabetic Medicine", year=2020, volume="37", issue="S1",
+                pages=["S35-S36", "S34", "S36", "S120", "S121-S122"][number],
+                doi=SUPPLEMENT_DOI, source_id=f"s{number}")
+    base.update(fields)
+    return new_record("embase", **base)
+
+
+def test_a_supplement_doi_shared_by_five_abstracts_merges_none_of_them(caplog):
+    abstracts = [supplement_abstract(n) for n in range(5)]
+    with caplog.at_level("INFO", logger="cmosynth.dedup"):
+        result, _ = run(*abstracts)
+    assert all(r["duplicate_of"] is None for r in result.records)
+    assert result.counts["container DOIs set aside"] == 1
+    assert f"DOI {SUPPLEMENT_DOI} is shared by 5 records with different titles" in caplog.text
+
+
+def test_an_abstract_repeated_under_a_supplement_doi_is_still_linked():
+    abstracts = [supplement_abstract(n) for n in range(5)]
+    again = supplement_abstract(1, source_id="s1-again")
+    result, got = run(*abstracts, again)
+    assert same_group(result, "s1", "s1-again")
+    assert sum(1 for r in result.records if r["duplicate_of"]) == 1
+
+
+def test_a_record_without_the_supplement_doi_links_to_its_own_abstract_only():
+    abstracts = [supplement_abstract(n) for n in range(5)]
+    elsewhere = new_record(
+        "scopus", source_id="conf", title=SUPPLEMENT_TITLES[4].upper(),
+        authors=["Author4 A"], year=2020, volume="37", issue="SUPPL 1", pages="121",
+        journal="Diabetic Medicine. Conference: Diabetes UK Professional Conference 2020")
+    result, got = run(*abstracts, elsewhere)
+    assert same_group(result, "s4", "conf")
+    assert sum(1 for r in result.records if r["duplicate_of"]) == 1
+
+
+def test_two_records_sharing_a_doi_under_different_titles_go_to_review():
+    a = supplement_abstract(0)
+    b = supplement_abstract(1)
+    result, _ = run(a, b)
+    assert all(r["duplicate_of"] is None for r in result.records)
+    assert [p["reason"] for p in result.review_pairs] == ["same DOI but different titles"]
+
+
+def test_different_titles_whose_supplement_pages_overlap_are_not_merged():
+    first = new_record("embase", source_id="1", title="Nurse-led titration of heart failure "
+                       "medication after discharge: a quality improvement project",
+                       authors=["Osei, B.", "Lund, M."], journal="Circulation", year=2019,
+                       volume="140", issue="1", pages="S35-S36")
+    second = new_record("embase", source_id="2", title="Sex differences in door-to-balloon "
+                        "time across a regional STEMI network",
+                        authors=["Osei, B.", "Varga, T."], journal="Circulation", year=2019,
+                        volume="140", issue="1)", pages="S34")
+    third = dict(second, source_id="3", record_id="embase:3", pages="S35")
+    result, _ = run(first, second, third)
+    assert len({r["dup_group"] for r in result.records}) == 2
+    assert not same_group(result, "1", "2") and not same_group(result, "1", "3")
+
+
+def test_a_record_without_a_title_cannot_bridge_two_papers():
+    """A shares a PMID with the untitled record, which shares a DOI with C: each link
+    alone is an identifier match, but A and C are different papers."""
+    a = article(source="pubmed", source_id="a", pmid="111", doi=None)
+    untitled = article(source="ovid", source_id="u", pmid="111", doi="10.1000/x", title=None)
+    c = article(source="embase", source_id="c", doi="10.1000/x", title="Mirror therapy for "
+                "phantom limb pain after amputation: a randomised trial", pages="1020-1030")
+    result, _ = run(a, untitled, c)
+    assert not same_group(result, "a", "c")
+    assert result.counts["links refused: titles in the clusters disagree"] == 1
+    assert any("whose titles differ" in p["reason"] for p in result.review_pairs)
+
+
+VARIANT_CASES = {
+    "journal given as the meeting's name": dict(
+        journal="Physical Therapy. Conference: Combined Sections Meeting of the American "
+                "Physical Therapy Association 2012. United States", issue="Supplement 1",
+        pages=None),
+    "truncated author list": dict(authors=["Wu, Ching-yi", "et al."]),
+    "first author only": dict(authors=["Wu C."]),
+    "page range differing at the end": dict(pages="1006-1015"),
+    "one record with a DOI": dict(doi="10.2522/ptj.20110405"),
+    "en dash and doubled final period": dict(
+        title="Effect of therapist–based versus robot–assisted bilateral arm training on "
+              "motor control after chronic stroke: a clinical trial.."),
+    "same export twice": dict(source="medline"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VARIANT_CASES))
+def test_export_variants_of_one_record_are_linked(case):
+    original = article(source="medline", source_id="orig")
+    fields = dict(VARIANT_CASES[case])
+    variant = article(source=fields.pop("source", "embase"), source_id="variant", **fields)
+    result, _ = run(original, variant)
+    assert same_group(result, "orig", "variant")
+    assert not result.review_pairs
+
+
+def test_identical_long_titles_without_authors_in_one_journal_year_are_linked():
+    fields = dict(journal="Pediatric Nephrology", year=2015, authors=[], volume=None,
+                  issue=None, pages=None)
+    a = article(source_id="1", title="Shiga toxin-producing Escherichia coli outbreaks and "
+                "the hemolytic uremic syndrome..", **fields)
+    b = article(source_id="2", title="Shiga toxin-producing Escherichia coli outbreaks and "
+                "the hemolytic uremic syndrome.", **fields)
+    result, _ = run(a, b)
+    assert same_group(result, "1", "2")
+
+
+def hard_cases() -> list[tuple[dict, str]]:
+    with open(Path(__file__).parent / "fixtures" / "dedup" / "hard_cases.csv",
+              encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(new_record(row["source"], source_id=row["ID"], title=row["title"] or None,
+                        authors=[a.strip() for a in row["authors"].split(";") if a.strip()],
+                        journal=row["journal"] or None, year=row["year"] or None,
+                        volume=row["volume"] or None, issue=row["issue"] or None,
+                        pages=row["pages"] or None, doi=row["doi"] or None,
+                        pmid=row["pmid"] or None), row["gold"]) for row in rows]
+
+
+def test_hard_cases_are_linked_exactly_as_labelled():
+    cases = hard_cases()
+    result = dedup_records([record for record, _ in cases])
+    gold = {record["source_id"]: label for record, label in cases}
+    found = {}
+    for record in result.records:
+        found.setdefault(record["dup_group"], set()).add(gold[record["source_id"]])
+    assert [labels for labels in found.values() if len(labels) > 1] == [], "no false merge"
+    assert len(found) == len(set(gold.values())), "every labelled duplicate is linked"
+
+
 # --- guards against false merges -------------------------------------------------------
 GUARD_CASES = {
     "erratum": dict(title="Erratum: Effect of therapist-based versus robot-assisted bilateral "

@@ -48,6 +48,7 @@ def topic_dir(tmp_path) -> Path:
     for record in records:
         record["duplicate_of"] = None
     records[-1]["duplicate_of"] = "pmid:1"
+    records[-1]["dup_rule"] = "title+authors+journal"
     write_records(root / "dedup" / "records.jsonl", records)
     write_csv(root / "screen" / "screening.csv", [
         screening_row("pmid:1", "include", "reviewer"),
@@ -116,6 +117,19 @@ def test_report_files_are_written_and_say_who_screened(topic_dir, tmp_path):
     first = (report_dir / "PRISMA.csv").read_bytes()
     report_topic(topic, tmp_path / "outputs")
     assert (report_dir / "PRISMA.csv").read_bytes() == first
+
+
+def test_the_report_says_which_rule_linked_each_duplicate(topic_dir, tmp_path):
+    write_csv(topic_dir / "dedup" / "pairs_to_review.csv",
+              [{"record_id_a": "pmid:2", "record_id_b": "pmid:5", "reason": "similar"}],
+              ("record_id_a", "record_id_b", "reason"))
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+             "search": {"imports": []}, "_path": "tiny.yaml"}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert ("<tr><td><code>title+authors+journal</code></td><td>same title, authors and "
+            "journal</td><td>1</td></tr>") in html
+    assert "for a reviewer\n(1 pair)" in html
 
 
 def test_machine_made_screening_is_said_plainly(topic_dir, tmp_path):

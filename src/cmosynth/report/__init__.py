@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from cmosynth import __version__
+from cmosynth.dedup.match import RULE_DESCRIPTIONS
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.extract.coding import CONFLICT_METHOD, REVIEWER_METHOD
@@ -136,6 +137,19 @@ def _screen_summary(topic_dir: Path) -> dict:
     }
 
 
+def _dedup_summary(topic_dir: Path) -> dict:
+    """Duplicates linked by each rule, and the pairs left for a reviewer, so that a
+    reviewer sees which rule merged what and can check a sample of each."""
+    by_rule: Counter[str] = Counter()
+    for record in read_records(topic_dir / "dedup" / "records.jsonl"):
+        if record.get("duplicate_of"):
+            by_rule[record.get("dup_rule") or "linked"] += 1
+    review = topic_dir / "dedup" / "pairs_to_review.csv"
+    return {"by_rule": [(rule, RULE_DESCRIPTIONS.get(rule, ""), n)
+                        for rule, n in sorted(by_rule.items(), key=lambda x: (-x[1], x[0]))],
+            "pairs_to_review": len(_read_csv(review)) if review.exists() else 0}
+
+
 def _codebook(topic: dict) -> Codebook | None:
     path = Path(topic["codebook"])
     return load_codebook(path) if path.exists() else None
@@ -229,6 +243,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "new_in_latest_run": _new_in_latest_run(topic_dir, included),
         "imports": [Path(p).name for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
+        "dedup": _dedup_summary(topic_dir),
         "codebook_path": topic["codebook"],
         "codebook_sources": codebook.sources if codebook else (),
         "n_cmocs": len(cmo_rows),
