@@ -9,8 +9,8 @@ Measures (priors left out, as asreview-insights does):
   ATD      average number of records screened to find each relevant one (lower is better);
   time     seconds per simulation run.
 Also: how the hypergeometric stopping rule tracked the true recall (where it first said
-stop), the time to simulate a 2,000-record review, and the cold start's include threshold
-on the default topic (co-production records against unrelated ones).
+stop), the time to simulate a 2,000-record review, and what machine-made screening
+includes, leaves for a reviewer and excludes on corpora on and off the default topic.
 
 ASReview LAB runs from its own virtualenv (/work/bench-venvs/asreview, or $ASREVIEW_BIN)
 as a subprocess: `asreview simulate DATA --prior-idx I J --seed S -o out.asreview`; its
@@ -181,43 +181,63 @@ def bench_large(seed: int = 0) -> None:
 
 
 def bench_cold_start() -> None:
-    """Cold start on the default topic: share of co-production records (on topic) and of
-    unrelated autism research records (off topic, those not mentioning participation) at
-    or above each include threshold of machine-made screening."""
-    import re
-
-    import bibtexparser
+    """Machine-made screening on the default topic: what the topicality rule includes,
+    leaves for a reviewer and excludes, on corpora on and off the topic."""
+    import csv as csv_module
+    from collections import Counter
 
     from cmosynth.config import load_topic
-    from cmosynth.screen.model import record_text, similarity_scores, text_features
-    from cmosynth.screen.profile import topic_profile
+    from cmosynth.imports import read_records_file
+    from cmosynth.screen.topicality import CANNOT_TELL, OFF_TOPIC, ON_TOPIC, parse_query, topicality
 
-    corpus = REPO.parent / "shared" / "data" / "corpus" / "autistic-participatory-metrics"
-    if not corpus.exists():
-        print(f"\ncold start not measured: {corpus} not found")
-        return
-    unrelated = re.compile(r"particip|co-?produc|co-?design|involv|engag|stakeholder", re.I)
-
-    def texts(name: str, on_topic: bool) -> list[str]:
-        found = []
-        for entry in bibtexparser.parse_file(str(corpus / name)).entries:
-            fields = {f.key.lower(): str(f.value) for f in entry.fields}
-            text = record_text(fields.get("title"), fields.get("abstract"))
-            if fields.get("abstract") and (on_topic or not unrelated.search(text)):
-                found.append(text)
-        return found
-
-    on, off = texts("participation_studies.bib", True), texts("corpus_autism_research.bib", False)
+    shared = REPO.parent / "shared" / "data"
     topic = load_topic(REPO / "config" / "topics" / "coproduction.yaml")
-    features, profile = text_features(on + off, topic_profile(topic, on + off),
-                                      kind=get_model(DEFAULT_MODEL).features)
-    scores = similarity_scores(features, profile)
-    scores = scores / scores.max()
-    print(f"\n== cold start, default topic ({len(on)} co-production records, {len(off)} "
-          f"unrelated): share scoring at or above each threshold")
-    for threshold in (0.1, 0.2, 0.3, 0.4, 0.5):
-        print(f"  threshold {threshold:.1f}: on topic {np.mean(scores[:len(on)] >= threshold):.3f}"
-              f", unrelated {np.mean(scores[len(on):] >= threshold):.3f}")
+    tree = parse_query(topic["search"]["pubmed"]["query"])
+
+    def synergy() -> list[dict]:
+        records = []
+        for path in sorted(DATA.glob("synergy_*/*.csv")):
+            if not path.name.endswith("_ids_official.csv"):
+                with open(path, encoding="utf-8", newline="") as handle:
+                    records += [{"title": r["title"], "abstract": r["abstract"]}
+                                for r in csv_module.DictReader(handle)]
+        return records
+
+    def medline() -> list[dict]:
+        records = []
+        for path in sorted((shared / "medline").rglob("*.xml")):
+            try:
+                records += list(read_records_file(path))
+            except Exception:  # noqa: BLE001 - a few files are not PubMed article sets
+                continue
+        return records
+
+    corpus = shared / "corpus"
+    sets = {
+        "co-production: participation_studies.bib": lambda: list(read_records_file(
+            corpus / "autistic-participatory-metrics" / "participation_studies.bib")),
+        "intervention development (WoS)": lambda: list(read_records_file(
+            corpus / "intervention-development-wos" / "savedrecs.bib")),
+        "unrelated: corpus_autism_research.bib": lambda: list(read_records_file(
+            corpus / "autistic-participatory-metrics" / "corpus_autism_research.bib")),
+        "shared medline records": medline,
+        "SYNERGY, eleven reviews (all off topic)": synergy,
+    }
+    print("\n== machine-made screening on the default topic: the topic's query on each "
+          "record's title and abstract (include), index terms only / no abstract (reviewer), "
+          "otherwise exclude")
+    print(f"{'corpus':<44}{'records':>8}{'included':>14}{'for reviewer':>16}{'excluded':>14}")
+    for name, load in sets.items():
+        try:
+            records = load()
+        except (OSError, ValueError) as error:
+            print(f"{name:<44} not measured: {error}")
+            continue
+        counts = Counter(topicality(tree, r).verdict for r in records)
+        n = max(len(records), 1)
+        cells = [f"{counts[v]} ({counts[v] / n:.3f})".rjust(width)
+                 for v, width in ((ON_TOPIC, 14), (CANNOT_TELL, 16), (OFF_TOPIC, 14))]
+        print(f"{name:<44}{len(records):>8}{''.join(cells)}")
 
 
 def main() -> int:

@@ -21,7 +21,9 @@ from cmosynth.config import load_topic
 from cmosynth.files import write_jsonl
 from cmosynth.records import new_record, read_records
 from cmosynth.screen import screen_topic
+from cmosynth.errors import InputError
 from cmosynth.screen.rules import criteria_rules, rule_exclusion
+from cmosynth.screen.topicality import parse_query, topicality
 from conftest import read_csv, shared_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,22 +257,73 @@ def test_cold_start_ranks_co_production_records_above_unrelated_ones(tmp_path, c
 
 def test_without_reviewer_decisions_screening_is_machine_made_and_says_so(tmp_path, corpus):
     records = corpus["on"][:10] + corpus["off"][:20]
-    topic = make_topic(tmp_path, records, {"model": {"include_threshold": 0.3}})
-    summary = screen_topic(topic, outputs=tmp_path / "outputs")
+    summary = screen_topic(make_topic(tmp_path, records), outputs=tmp_path / "outputs")
     folder = screen_dir(tmp_path)
-    rows = read_csv(folder / "screening.csv")
+    rows = {r["record_id"]: r for r in read_csv(folder / "screening.csv")}
     assert summary["machine_made"] is True
-    assert "machine-made" in summary["machine_made_statement"]
-    assert all(r["decided_by"] == "model" and r["decision"] for r in rows)
-    above = {r["record_id"] for r in rows if float(r["score"]) >= 0.3}
+    assert "satisfies the topic's search query" in summary["machine_made_statement"]
     included = [r["record_id"] for r in read_records(folder / "included.jsonl")]
-    assert set(included) == above and summary["included_by_model"] == len(above)
-    assert 0 < len(above) < len(rows)
-    # Machine-made decisions are provisional: every record still waits for a reviewer.
+    assert included and summary["included_by_model"] == len(included)
+    assert not set(included) & {r["record_id"] for r in corpus["off"]}, \
+        "no unrelated autism research record is included"
+    excluded = [r for r in rows.values() if r["decision"] == "exclude"]
+    assert excluded and all(r["exclusion_reason"].startswith("off topic: ") for r in excluded)
+    assert summary["topicality"] == {
+        verdict: sum(1 for r in rows.values() if r["decision"] == decision)
+        for verdict, decision in (("cannot tell", ""), ("off topic", "exclude"),
+                                  ("on topic", "include")) if any(
+            r["decision"] == decision for r in rows.values())}
+    # Machine-made decisions are provisional: every record still waits for a reviewer,
+    # the records the query settles first.
     waiting = read_csv(folder / "to_screen.csv")
-    assert [r["record_id"] for r in waiting] == [r["record_id"] for r in rows]
+    assert [r["record_id"] for r in waiting] == sorted(rows, key=lambda i: int(rows[i]["rank"]))
+    order = [rows[r["record_id"]]["decision"] for r in waiting]
+    assert order == sorted(order, key=["include", "", "exclude"].index)
     assert summary["stopping_rule"]["applicable"] is False
-    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+
+
+TOPICALITY_CASES = {
+    "both blocks in the abstract": (
+        dict(title="Working together", abstract="We evaluated co-production of mental "
+             "health services with service users."), "on topic"),
+    "truncated and hyphen-free spelling": (
+        dict(title="Codesigning a discharge pathway", abstract="Staff and patients "
+             "codesigned the pathway in a district general hospital's health care teams."),
+        "on topic"),
+    "only the setting block": (
+        dict(title="Atrial fibrillation screening in primary care", abstract="Opportunistic "
+             "screening of patients aged 65 or more in health care practices."), "off topic"),
+    "only through MeSH headings": (
+        dict(title="Shared decisions about dialysis", abstract="Interviews with nephrologists "
+             "about health care choices.", mesh=["Patient Participation/methods"]),
+        "cannot tell"),
+    "no abstract": (dict(title="Partnership in practice", abstract=""), "cannot tell"),
+    "a NOT term excludes": (
+        dict(title="Co-creation in marketing", abstract="Brand co-creation with customers "
+             "of health insurers."), "off topic"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOPICALITY_CASES))
+def test_topicality_is_the_topic_query_on_the_record_itself(case):
+    query = f"({QUERY}) NOT brand[tiab]"
+    fields, expected = TOPICALITY_CASES[case]
+    assert topicality(parse_query(query), fields).verdict == expected
+
+
+def test_a_query_of_three_blocks_missing_one_is_left_for_a_reviewer():
+    tree = parse_query('(nurse*[tiab]) AND ("care home*"[tiab]) AND (falls[tiab] OR fall[tiab])')
+    record = {"title": "Nurse staffing in care homes", "abstract": "Nurses in care homes."}
+    assert topicality(tree, record).verdict == "cannot tell"
+    assert topicality(tree, dict(record, abstract="Nurses and falls in care homes.")).verdict \
+        == "on topic"
+
+
+def test_an_unreadable_query_is_named_in_one_line(tmp_path):
+    topic = make_topic(tmp_path, [dedup_record("1", "A title", "An abstract")])
+    topic["search"]["pubmed"]["query"] = "(co-production[tiab] AND health"
+    with pytest.raises(InputError, match="search.pubmed.query: unbalanced brackets"):
+        screen_topic(topic, outputs=tmp_path / "outputs")
 
 
 def test_with_reviewer_decisions_the_rest_waits_for_the_reviewer_in_priority_order(tmp_path,

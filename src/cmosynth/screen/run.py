@@ -1,11 +1,12 @@
 """screen_topic: screen a topic's deduplicated records and write screen/.
 
 Order of precedence for each record: a reviewer's decision, then the criteria rules, then
-the model. With no reviewer decisions at all, screening is machine-made: records scoring
-at least `screen.model.include_threshold` are included by the model, and summary.json says
-so in a plain sentence. With reviewer decisions, undecided records stay undecided until
-the stopping rule shows the target recall is reached; the rest are then excluded by the
-model. to_screen.csv lists, in priority order, every record still awaiting a reviewer:
+the model. With no reviewer decisions at all, screening is machine-made: records whose
+title or abstract satisfies the topic's own query are included, records that satisfy it
+only partly or only through index terms are left for a reviewer, and the rest are
+excluded (see `topicality`); summary.json says so in a plain sentence. With reviewer
+decisions, undecided records stay undecided until the stopping rule shows the target
+recall is reached; the rest are then excluded by the model. to_screen.csv lists, in priority order, every record still awaiting a reviewer:
 the undecided ones and those the model decided only provisionally (machine-made).
 """
 
@@ -31,6 +32,8 @@ from cmosynth.screen.model import (RankingModel, get_model, inclusion_scores, re
 from cmosynth.screen.profile import topic_profile
 from cmosynth.screen.rules import criteria_rules, rule_exclusion
 from cmosynth.screen.stopping import StoppingEstimate, stopping_estimate
+from cmosynth.screen.topicality import (CANNOT_TELL, OFF_TOPIC, ON_TOPIC, QuerySyntaxError,
+                                        parse_query, topicality)
 
 log = logging.getLogger("cmosynth.screen")
 
@@ -56,6 +59,8 @@ class Screening:
     decision: str = ""
     exclusion_reason: str = ""
     decided_by: str = ""
+    topicality: str = ""
+    topicality_reason: str = ""
 
     @property
     def record_id(self) -> str:
@@ -125,14 +130,31 @@ def assign_ranks(items: list[Screening], sequence: list[str]) -> None:
 
     def key(item: Screening):
         if item.record_id in position:
-            return (0, position[item.record_id], 0.0, "")
-        return (1 if not item.rule_reason else 2, 0, -item.score, item.record_id)
+            return (0, position[item.record_id], 0, 0.0, "")
+        return (1 if not item.rule_reason else 2, 0, _TOPIC_ORDER.get(item.topicality, 0),
+                -item.score, item.record_id)
 
     for rank, item in enumerate(sorted(items, key=key), start=1):
         item.rank = rank
 
 
-def decide(item: Screening, machine_made: bool, threshold: float, stop_reached: bool) -> None:
+_TOPIC_ORDER = {ON_TOPIC: 0, CANNOT_TELL: 1, OFF_TOPIC: 2}
+
+
+def judge_topicality(topic: dict, items: list[Screening]) -> None:
+    """Machine-made screening only: whether each record's own text satisfies the topic's
+    query (an absolute test, the same on every corpus)."""
+    query = topic.get("search", {}).get("pubmed", {}).get("query", "")
+    try:
+        tree = parse_query(query)
+    except QuerySyntaxError as error:
+        raise InputError(topic.get("_path", "topic"), f"search.pubmed.query: {error}") from None
+    for item in items:
+        verdict = topicality(tree, item.record)
+        item.topicality, item.topicality_reason = verdict.verdict, verdict.reason
+
+
+def decide(item: Screening, machine_made: bool, stop_reached: bool) -> None:
     """Apply the precedence: reviewer, then rule, then model."""
     if item.reviewer_decision:
         item.decision, item.decided_by = item.reviewer_decision, "reviewer"
@@ -140,12 +162,12 @@ def decide(item: Screening, machine_made: bool, threshold: float, stop_reached: 
     elif item.rule_reason:
         item.decision, item.decided_by, item.exclusion_reason = "exclude", "rule", item.rule_reason
     elif machine_made:
-        item.decided_by = "model"
-        if item.score >= threshold:
-            item.decision = "include"
-        else:
-            item.decision = "exclude"
-            item.exclusion_reason = f"model score below {threshold:g}"
+        # A record the query cannot settle waits for a reviewer rather than being included.
+        if item.topicality == ON_TOPIC:
+            item.decision, item.decided_by = "include", "model"
+        elif item.topicality == OFF_TOPIC:
+            item.decision, item.decided_by = "exclude", "model"
+            item.exclusion_reason = f"off topic: {item.topicality_reason}"
     elif stop_reached:
         item.decision, item.decided_by = "exclude", "model"
         item.exclusion_reason = STOPPED_REASON
@@ -158,11 +180,12 @@ def awaits_reviewer(item: Screening) -> bool:
                                  .startswith(STOPPED_REASON))
 
 
-def machine_made_sentence(threshold: float, included: int, total: int) -> str:
-    return (f"Screening was machine-made: no reviewer screened these records. They were "
-            f"ranked by similarity to the search terms and the codebook's cues, and the "
-            f"{included:,} of {total:,} records scoring at least {threshold:g} (relative to "
-            f"the most similar record) were included; a reviewer should check them.")
+def machine_made_sentence(included: int, undecided: int, total: int) -> str:
+    return (f"Screening was machine-made: no reviewer screened these records. The "
+            f"{included:,} of {total:,} records whose title or abstract satisfies the topic's "
+            f"search query were included; {undecided:,} that satisfy it only partly or only "
+            f"through index terms wait for a reviewer; the rest were excluded. A reviewer "
+            f"should check the inclusions.")
 
 
 def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
@@ -174,7 +197,7 @@ def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
     records, aliases = load_screening_records(folder / "dedup" / "records.jsonl")
     decisions = read_decisions(decision_paths(topic), aliases)  # bad files fail first
     model = get_model(settings["model"]["name"])
-    seed, threshold = settings["model"]["seed"], settings["model"]["include_threshold"]
+    seed = settings["model"]["seed"]
     log.info("screening %d records of topic %s", len(records), topic["name"])
 
     items = apply_rules(records, settings["criteria"])
@@ -188,16 +211,18 @@ def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
     scoring = score_records(topic, records, verdicts, model, seed)
     for item, score in zip(items, scoring.scores):
         item.score = round(float(score), 6)
+    machine_made = not verdicts
+    if machine_made:
+        judge_topicality(topic, items)
     sequence = [rid for rid in screening_sequence(decisions) if rid in verdicts]
     assign_ranks(items, sequence)
 
-    machine_made = not verdicts
     estimate = None if machine_made else run_stopping_rule(items, sequence, verdicts,
                                                              settings["stopping"])
     for item in items:
-        decide(item, machine_made, threshold, bool(estimate and estimate.target_reached))
+        decide(item, machine_made, bool(estimate and estimate.target_reached))
 
-    summary = screening_summary(items, model, scoring, threshold, machine_made, estimate,
+    summary = screening_summary(items, model, scoring, machine_made, estimate,
                                 agreed, decisions, seed)
     write_outputs(folder / "screen", sorted(items, key=lambda i: i.rank), agreed, summary)
     log.info("screened %d records: %d included, %d excluded, %d undecided",
@@ -235,13 +260,14 @@ def write_outputs(screen_dir: Path, items: list[Screening], agreed: Agreement | 
 
 
 def screening_summary(items: list[Screening], model: RankingModel, scoring: ScoringResult,
-                      threshold: float, machine_made: bool, estimate: StoppingEstimate | None,
+                      machine_made: bool, estimate: StoppingEstimate | None,
                       agreed: Agreement | None, decisions: list[ReviewerDecision],
                       seed: int) -> dict:
     """The PRISMA 2020 counts and how they were reached."""
     by = Counter((i.decided_by, i.decision) for i in items)
     automation = Counter(i.exclusion_reason for i in items if i.decided_by == "rule")
     included = by[("reviewer", "include")] + by[("model", "include")]
+    undecided = sum(1 for i in items if not i.decision)
     summary = {
         "records": len(items),
         "excluded_by_automation": {"total": sum(automation.values()),
@@ -253,9 +279,9 @@ def screening_summary(items: list[Screening], model: RankingModel, scoring: Scor
         "included_by_reviewers": by[("reviewer", "include")],
         "included_by_model": by[("model", "include")],
         "included": included,
-        "undecided": sum(1 for i in items if not i.decision),
+        "undecided": undecided,
         "machine_made": machine_made,
-        "machine_made_statement": (machine_made_sentence(threshold, included, len(items))
+        "machine_made_statement": (machine_made_sentence(included, undecided, len(items))
                                    if machine_made else None),
         "reviewer_decisions": len(decisions),
         "reviewers": sorted({d.reviewer for d in decisions}),
@@ -265,8 +291,10 @@ def screening_summary(items: list[Screening], model: RankingModel, scoring: Scor
                            "applicable": False,
                            "sentence": "No reviewer decisions: the stopping rule needs "
                                        "screened records and was not applied."}),
-        "model": {**model.describe(), "seed": seed, "mode": scoring.mode, **scoring.details,
-                  "include_threshold": threshold if machine_made else None},
+        "model": {**model.describe(), "seed": seed, "mode": scoring.mode, **scoring.details},
+        "topicality": (dict(sorted(Counter(i.topicality for i in items
+                                           if not i.rule_reason).items()))
+                       if machine_made else None),
     }
     return summary
 
