@@ -24,14 +24,28 @@ def review() -> tuple[list[str], np.ndarray]:
     return texts, np.array([int(r["label_included"]) for r in rows])
 
 
-def test_default_model_adds_semantic_topics_and_repeats_them_exactly(review):
+def test_semantic_topics_are_appended_and_repeat_exactly(review):
     texts, _ = review
-    kind = get_model(DEFAULT_MODEL).features
-    first, _ = text_features(texts, kind=kind)
+    first, _ = text_features(texts, kind="bigrams+topics")
     plain, _ = text_features(texts, kind="bigrams")
     assert first.shape[1] > plain.shape[1]  # topics appended to the TF-IDF columns
-    again, _ = text_features(texts, kind=kind)
+    again, _ = text_features(texts, kind="bigrams+topics")
     assert (first != again).nnz == 0
+
+
+def test_hashed_terms_weigh_records_as_the_vocabulary_does(review):
+    """Without a vocabulary the records are nearly the same vectors: only the few terms
+    whose hashes collide are merged, so cosines between records, and to a profile
+    document, barely move and rank alike."""
+    texts, _ = review
+    hashed, hashed_profile = text_features(texts, PROFILE, kind="hashed-bigrams")
+    plain, plain_profile = text_features(texts, PROFILE, kind="bigrams")
+    assert 0.97 * plain.shape[1] < hashed.shape[1] <= plain.shape[1]  # a few collisions
+    difference = np.abs((hashed @ hashed.T).toarray() - (plain @ plain.T).toarray())
+    assert np.median(difference) < 1e-3 and difference.max() < 0.05
+    from scipy.stats import spearmanr
+    assert spearmanr(similarity_scores(hashed, hashed_profile),
+                     similarity_scores(plain, plain_profile)).statistic > 0.99
 
 
 def test_semantic_topics_leave_the_cold_start_ranking_unchanged(review):
@@ -50,3 +64,12 @@ def test_every_model_ranks_a_handful_of_records(review):
         scores = inclusion_scores(model, features, np.array([0, 1]), labels[few[:2]])
         assert scores.shape == (len(few),) and np.all((scores >= 0) & (scores <= 1))
         assert scores[0] == scores.max()  # the included training record scores highest
+
+
+def test_the_topic_schema_offers_every_model_and_defaults_to_the_default():
+    from cmosynth.config import read_yaml
+    from conftest import REPO
+
+    schema = read_yaml(REPO / "workflow" / "schemas" / "topic.schema.yaml")
+    name = schema["properties"]["screen"]["properties"]["model"]["properties"]["name"]
+    assert sorted(name["enum"]) == sorted(MODELS) and name["default"] == DEFAULT_MODEL

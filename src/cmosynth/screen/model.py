@@ -1,9 +1,10 @@
 """Prioritisation: text features and the classifiers that rank records for screening.
 
-Records are turned into TF-IDF vectors of title + abstract once (the default model
-appends the records' latent semantic topics, fitted without labels); a classifier is then
-retrained on the decisions known so far and scores every record by how likely it is to
-be included (certainty-based, "max" querying: the highest score is screened next).
+Records are turned into TF-IDF vectors of title + abstract once (the default model hashes
+the terms, so no vocabulary grows with the corpus); a classifier is then retrained on the
+decisions known so far, the latest weighing most, and scores every record by how likely
+it is to be included (certainty-based, "max" querying: the highest score is screened
+next).
 The comparison that chose the default model is in docs/screening.md (bench/screen.py).
 """
 
@@ -16,14 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import (HashingVectorizer, TfidfTransformer,
+                                             TfidfVectorizer)
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 #: The model used when the topic or command line names none (see docs/screening.md).
-DEFAULT_MODEL = "svm-balanced"
+DEFAULT_MODEL = "svm-balanced-recent"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,12 @@ class RankingModel:
     ratio: float = 1.0
     description: str = ""
     features: str = "bigrams"
+    #: How the next record is picked: "max" (highest score), or "max+uncertainty"
+    #: (every `UNCERTAINTY_EVERY`th pick the record the model is least sure of).
+    query: str = "max"
+    #: Training weight ramp by screening order: the last record screened weighs
+    #: 1 + recency/2, the first 1 - recency/2 (0: all alike).
+    recency: float = 0.0
 
     def describe(self) -> dict:
         """Name and parameters as written to summary.json."""
@@ -80,7 +88,44 @@ MODELS: dict[str, RankingModel] = {m.name: m for m in (
     RankingModel("nb-double-words", "nb", {"alpha": 3.822}, "double",
                  description="ASReview 1's default model: naive Bayes, double balance, single "
                              "words without English stop words", features="words"),
+    RankingModel("svm-balanced-hashed", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-tfidf on hashed terms (no vocabulary)",
+                 features="hashed-bigrams"),
+    RankingModel("svm-balanced-hashed-topics", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-hashed with 100 latent semantic topics at weight "
+                             "0.25", features="hashed-bigrams+topics"),
+    RankingModel("svm-balanced-hashed-recent", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-hashed, the records screened last weighing up to "
+                             "three times the first", features="hashed-bigrams", recency=1.0),
+    RankingModel("svm-balanced-hashed-recent-half", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-hashed, the records screened last weighing up to "
+                             "five thirds of the first", features="hashed-bigrams",
+                 recency=0.5),
+    RankingModel("svm-balanced-recent", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="linear SVM, C=0.11, excluded records weighted down so that the "
+                             "included class weighs 9.8 times the excluded one (ASReview LAB "
+                             "3's ELAS u4), on hashed TF-IDF of words and bigrams, the records "
+                             "screened last weighing up to seven times the first",
+                 features="hashed-bigrams", recency=1.5),
+    RankingModel("svm-balanced-hashed-topics-recent", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-hashed-topics, the records screened last weighing "
+                             "up to three times the first", features="hashed-bigrams+topics",
+                 recency=1.0),
+    RankingModel("svm-balanced-hashed-mixed", "svm", {"C": 0.11}, "balanced", 9.8,
+                 description="svm-balanced-hashed, one pick in 20 the least certain record",
+                 features="hashed-bigrams", query="max+uncertainty"),
+    RankingModel("svm+logistic-hashed", "svm+logistic", {"C": 0.11, "logistic_C": 1.0},
+                 "balanced", 9.8,
+                 description="linear SVM and logistic regression on hashed terms, balanced as "
+                             "svm-balanced, standardised margins averaged",
+                 features="hashed-bigrams"),
 )}
+
+#: The models bench/screen.py chooses the default from, by leaving one review out.
+CANDIDATES = ("svm-balanced", "svm-balanced-tfidf", "svm-balanced-hashed",
+              "svm-balanced-hashed-topics", "svm+logistic-hashed", "svm-balanced-hashed-recent",
+              "svm-balanced-hashed-mixed", "svm-balanced-hashed-recent-half",
+              "svm-balanced-recent", "svm-balanced-hashed-topics-recent")
 
 #: Text features by name: (description, TfidfVectorizer settings).
 FEATURES: dict[str, tuple[str, dict]] = {
@@ -102,7 +147,21 @@ FEATURES: dict[str, tuple[str, dict]] = {
                         "lsa": {"components": 100, "weight": 0.5}}),
     "words": ("TF-IDF of single words of title + abstract, English stop words dropped",
               {"stop_words": "english"}),
+    # Hashed terms need no vocabulary: memory grows with the records, not with the
+    # millions of distinct bigrams a large corpus holds (bench/screen.py --scale).
+    "hashed-bigrams": ("TF-IDF of words and word bigrams of title + abstract hashed into "
+                       "2^23 columns, sublinear tf, terms in more than 95 % of records "
+                       "dropped", {"hashed": True, "ngram_range": (1, 2),
+                                   "sublinear_tf": True, "max_df": 0.95}),
+    "hashed-bigrams+topics": ("hashed-bigrams with 100 latent semantic topics of the "
+                              "records appended at weight 0.25",
+                              {"hashed": True, "ngram_range": (1, 2), "sublinear_tf": True,
+                               "max_df": 0.95, "lsa": {"components": 100, "weight": 0.25}}),
 }
+
+#: Columns of the hashed feature space: with 2^23, two of a review's terms share a column
+#: about once per 500 terms at 100,000 distinct terms (the birthday bound).
+HASHED_FEATURES = 2 ** 23
 
 # ASReview 1's double-balance constants (asreview/balance_strategies/double.py).
 _DOUBLE_A, _DOUBLE_ALPHA, _DOUBLE_B, _DOUBLE_BETA = 2.155, 0.94, 0.789, 1.0
@@ -134,6 +193,11 @@ def text_features(texts: Sequence[str], extra: Iterable[str] = (), kind: str = "
     texts, extra = list(texts), list(extra)
     settings = dict(FEATURES[kind][1])
     lsa = settings.pop("lsa", None)
+    if settings.pop("hashed", False):
+        matrix, projected = hashed_tfidf(texts, extra, **settings)
+        if lsa:
+            matrix, projected = with_semantic_topics(matrix, projected, **lsa)
+        return matrix.tocsr(), projected.tocsr()
     # If the settings prune every term (tiny, few or near-identical texts), keep every word.
     for tfidf in (settings, {"token_pattern": r"(?u)\b\w+\b"}):
         vectorizer = TfidfVectorizer(dtype=np.float64, **tfidf)
@@ -147,6 +211,31 @@ def text_features(texts: Sequence[str], extra: Iterable[str] = (), kind: str = "
             matrix, projected = with_semantic_topics(matrix, projected, **lsa)
         return matrix.tocsr(), projected.tocsr()
     return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
+
+
+def hashed_tfidf(texts: list[str], extra: list[str], ngram_range=(1, 2), sublinear_tf=True,
+                 max_df: float = 1.0) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """TF-IDF of hashed terms: the same weighting as TfidfVectorizer (smooth idf fitted on
+    the records, sublinear tf, L2 rows, terms in more than `max_df` of records dropped)
+    without a vocabulary. Hash collisions merge a few rare terms; 2^23 columns keep them
+    rare. Unused columns are dropped, so `extra` is projected on the records' terms."""
+    hasher = HashingVectorizer(ngram_range=ngram_range, n_features=HASHED_FEATURES,
+                               alternate_sign=False, norm=None, dtype=np.float64)
+    counts = hasher.transform(texts).tocsc()
+    document_frequency = np.diff(counts.indptr)
+    # Only the columns some record uses, and not those in more than max_df of records:
+    # the classifier then works on as many columns as a vocabulary would give.
+    used = np.flatnonzero((document_frequency > 0)
+                          & (document_frequency <= max_df * max(counts.shape[0], 1)))
+    if not len(used):  # a handful of near-identical records: keep every term, as above
+        used = np.flatnonzero(document_frequency > 0)
+    if not len(used):  # no words at all
+        return sparse.csr_matrix((len(texts), 1)), sparse.csr_matrix((len(extra), 1))
+    counts = counts[:, used].tocsr()
+    transformer = TfidfTransformer(sublinear_tf=sublinear_tf).fit(counts)
+    projected = (transformer.transform(hasher.transform(extra).tocsc()[:, used].tocsr())
+                 if extra else sparse.csr_matrix((0, len(used))))
+    return transformer.transform(counts), projected
 
 
 def with_semantic_topics(matrix: sparse.csr_matrix, extra: sparse.csr_matrix,
@@ -172,12 +261,20 @@ def with_semantic_topics(matrix: sparse.csr_matrix, extra: sparse.csr_matrix,
     return records, extra
 
 
+#: With query "max+uncertainty", one pick in this many is the least certain record.
+UNCERTAINTY_EVERY = 20
+
+
 def sample_weights(model: RankingModel, labels: np.ndarray) -> np.ndarray | None:
-    """Per-record training weights that counter the rarity of included records."""
+    """Per-record training weights that counter the rarity of included records (and, with
+    `recency`, favour the records screened last: `labels` come in screening order)."""
     n_one = int(labels.sum())
     n_zero = int(len(labels) - n_one)
     if model.balance == "none" or n_one == 0 or n_zero == 0:
         return None
+    ramp = 1.0
+    if model.recency and len(labels) > 1:
+        ramp = 1.0 + model.recency * (np.arange(len(labels)) / (len(labels) - 1) - 0.5)
     if model.balance == "balanced":
         weights = np.where(labels == 1, 1.0, n_one / (model.ratio * n_zero))
     elif model.balance == "double":
@@ -186,10 +283,13 @@ def sample_weights(model: RankingModel, labels: np.ndarray) -> np.ndarray | None
         weights = np.where(labels == 1, one * n_zero / n_one, zero)
     else:
         raise ValueError(f"unknown balance {model.balance!r}")
+    weights = weights * ramp
     return weights * (len(labels) / weights.sum())
 
 
 def _classifier(model: RankingModel, seed: int):
+    if model.classifier == "svm+logistic":
+        raise ValueError("an ensemble has no single classifier")
     if model.classifier == "nb":
         return MultinomialNB(**model.params)
     if model.classifier == "logistic":
@@ -208,14 +308,30 @@ def inclusion_scores(model: RankingModel, features: sparse.csr_matrix, train: np
     logistic function of its margin) and the logistic function of the SVM's margin:
     comparable within a run, in 0..1.
     """
+    if model.classifier == "svm+logistic":
+        # Two linear models on the same features, their margins standardised over the
+        # records and averaged: where one is confidently wrong the other tempers it.
+        parts = [_margin(RankingModel(model.name, name, params, model.balance, model.ratio),
+                         features, train, labels, seed)
+                 for name, params in (("svm", {"C": model.params.get("C", 0.11)}),
+                                      ("logistic", {"C": model.params.get("logistic_C", 1.0)}))]
+        margin = sum((m - m.mean()) / (m.std() or 1.0) for m in parts) / len(parts)
+        return 1.0 / (1.0 + np.exp(-margin))
+    if model.classifier == "nb":
+        classifier = _classifier(model, seed)
+        classifier.fit(features[train], labels, sample_weight=sample_weights(model, labels))
+        return classifier.predict_proba(features)[:, 1]
+    return 1.0 / (1.0 + np.exp(-_margin(model, features, train, labels, seed)))
+
+
+def _margin(model: RankingModel, features: sparse.csr_matrix, train: np.ndarray,
+            labels: np.ndarray, seed: int) -> np.ndarray:
+    """The linear model's margin on every row, trained on the rows `train`."""
     classifier = _classifier(model, seed)
     classifier.fit(features[train], labels, sample_weight=sample_weights(model, labels))
-    if model.classifier == "nb":
-        return classifier.predict_proba(features)[:, 1]
     # The margin straight from the coefficients: scikit-learn's input checks on every
     # call cost more than the product itself when a simulation retrains hundreds of times.
-    margin = np.asarray(features @ classifier.coef_.ravel()).ravel() + classifier.intercept_[0]
-    return 1.0 / (1.0 + np.exp(-margin))
+    return np.asarray(features @ classifier.coef_.ravel()).ravel() + classifier.intercept_[0]
 
 
 def similarity_scores(features: sparse.csr_matrix, profile: sparse.csr_matrix) -> np.ndarray:

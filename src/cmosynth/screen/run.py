@@ -98,16 +98,18 @@ def load_screening_records(path: Path) -> tuple[list[dict], dict[str, str]]:
 
 
 def score_records(topic: dict, records: list[dict], verdicts: dict[str, tuple[str, str]],
-                  model: RankingModel, seed: int) -> ScoringResult:
+                  model: RankingModel, seed: int, sequence: list[str] = ()) -> ScoringResult:
     """Score every record: the classifier trained on reviewer decisions when they hold
     both includes and excludes, else the cold start (similarity to the topic profile,
-    relative to the most similar record)."""
+    relative to the most similar record). `sequence` is the order the reviewers decided
+    in: models that weigh recent decisions more read the training records in that order."""
     texts = [record_text(r.get("title"), r.get("abstract")) for r in records]
     profile = topic_profile(topic, texts)
     features, profile_features = text_features(texts, profile, kind=model.features)
     index = {r["record_id"]: i for i, r in enumerate(records)}
-    labelled = [(index[rid], 1 if d == "include" else 0) for rid, (d, _) in verdicts.items()
-                if rid in index]
+    in_order = list(dict.fromkeys([*sequence, *verdicts]))
+    labelled = [(index[rid], 1 if verdicts[rid][0] == "include" else 0) for rid in in_order
+                if rid in index and rid in verdicts]
     labels = np.array([label for _, label in labelled], dtype=int)
     if len(labels) and 0 < labels.sum() < len(labels):
         train = np.array([i for i, _ in labelled])
@@ -208,13 +210,13 @@ def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
         if item.record_id in verdicts:
             item.reviewer_decision, item.reviewer_reason = verdicts[item.record_id]
 
-    scoring = score_records(topic, records, verdicts, model, seed)
+    sequence = [rid for rid in screening_sequence(decisions) if rid in verdicts]
+    scoring = score_records(topic, records, verdicts, model, seed, sequence)
     for item, score in zip(items, scoring.scores):
         item.score = round(float(score), 6)
     machine_made = not verdicts
     if machine_made:
         judge_topicality(topic, items)
-    sequence = [rid for rid in screening_sequence(decisions) if rid in verdicts]
     assign_ranks(items, sequence)
 
     estimate = None if machine_made else run_stopping_rule(items, sequence, verdicts,

@@ -25,8 +25,8 @@ import pandas as pd
 from cmosynth.console import Progress
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write
-from cmosynth.screen.model import RankingModel, get_model, inclusion_scores, record_text, \
-    text_features
+from cmosynth.screen.model import (UNCERTAINTY_EVERY, RankingModel, get_model,
+                                   inclusion_scores, record_text, text_features)
 
 log = logging.getLogger("cmosynth.screen.simulate")
 
@@ -79,6 +79,9 @@ def simulate_order(texts: list[str], labels: np.ndarray, prior_idx: list[int],
         pool = np.flatnonzero(unlabelled)
         # Stable sort on the negated score: ties go to the lower row, so runs repeat.
         ranked = pool[np.argsort(-scores[pool], kind="stable")]
+        if model.query == "max+uncertainty" and len(order) % UNCERTAINTY_EVERY == 0:
+            least_sure = pool[np.argsort(np.abs(scores[pool] - 0.5), kind="stable")[:1]]
+            ranked = np.concatenate([least_sure, ranked[ranked != least_sure[0]]])
         for row in ranked[:retrain_interval(len(order))]:
             order.append(Screened(int(row), int(labels[row]), float(scores[row])))
             unlabelled[row] = False

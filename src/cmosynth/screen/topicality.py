@@ -22,7 +22,7 @@ hyphen, a space or nothing, so "co-design" = "co design" = "codesign".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 ON_TOPIC, CANNOT_TELL, OFF_TOPIC = "on topic", "cannot tell", "off topic"
@@ -132,22 +132,28 @@ _NON_WORD = re.compile(r"[^a-z0-9*\s-]+")
 
 
 @lru_cache(maxsize=4096)
-def _term_pattern(text: str) -> re.Pattern:
+def _term_pattern(text: str) -> tuple[re.Pattern, str]:
+    """The term's regex, and its longest run of letters and digits: a text without that
+    run cannot match, and looking for a plain substring is far cheaper than the regex."""
     words = _NON_WORD.sub(" ", text.lower()).split()
     parts = []
     for word in words:
         prefix = word.endswith("*")
         body = re.escape(word.rstrip("*")).replace(r"\-", "[- ]?")
         parts.append(body + (r"[\w-]*" if prefix else r"(?![\w])"))
-    return re.compile(r"(?<![\w])" + r"[\s-]+".join(parts) if parts else r"(?!)")
+    runs = re.findall(r"[a-z0-9]+", text.lower())
+    pattern = re.compile(r"(?<![\w])" + r"[\s-]+".join(parts) if parts else r"(?!)")
+    return pattern, max(runs, key=len) if runs else ""
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordFields:
-    """A record's searchable text: free text, and index terms (headings, keywords)."""
+    """A record's searchable text: free text, and index terms (headings, keywords). Each
+    term is looked up once per record, however often the query is evaluated."""
 
     text: str
     index: tuple[str, ...]
+    _found: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, record: dict) -> RecordFields:
@@ -158,16 +164,26 @@ class RecordFields:
             index.append(heading.split("/")[0].strip(" *").lower())
         return cls(text, tuple(index))
 
+    def in_text(self, term: str) -> bool:
+        key = ("text", term)
+        if key not in self._found:
+            pattern, literal = _term_pattern(term)
+            self._found[key] = literal in self.text and bool(pattern.search(self.text))
+        return self._found[key]
+
+    def in_index(self, term: str) -> bool:
+        key = ("index", term)
+        if key not in self._found:
+            pattern, _ = _term_pattern(term)
+            self._found[key] = any(pattern.match(h) for h in self.index)
+        return self._found[key]
+
 
 def _term_matches(term: Term, fields: RecordFields, where: str) -> bool:
-    pattern = _term_pattern(term.text)
     searched = term.where if term.where != "any" else where
-    in_text = searched in ("text", "any") and bool(pattern.search(fields.text))
-    if in_text:
+    if searched in ("text", "any") and fields.in_text(term.text):
         return True
-    if searched in ("index", "any") and term.where != "text":
-        return any(pattern.fullmatch(h) or pattern.match(h) for h in fields.index)
-    return False
+    return searched in ("index", "any") and term.where != "text" and fields.in_index(term.text)
 
 
 def matches(tree: Node | Term, fields: RecordFields, where: str = "any") -> bool:
@@ -175,7 +191,7 @@ def matches(tree: Node | Term, fields: RecordFields, where: str = "any") -> bool
     the title and abstract, whatever its tag says."""
     if isinstance(tree, Term):
         if where == "text":
-            return bool(_term_pattern(tree.text).search(fields.text))
+            return fields.in_text(tree.text)
         return _term_matches(tree, fields, where)
     left = matches(tree.left, fields, where)
     if tree.operator == "AND":
