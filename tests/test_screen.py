@@ -388,3 +388,25 @@ def test_a_filled_in_copy_of_to_screen_is_read_as_reviewer_decisions(tmp_path, c
     assert summary["reviewer_decisions"] == 6
     assert summary["undecided"] == len(records) - 6
     assert len(read_csv(screen_dir(tmp_path) / "to_screen.csv")) == len(records) - 6
+
+
+def test_the_ranking_learns_most_from_the_decisions_made_last(tmp_path):
+    """The same two look-alike records decided both ways: the rows' order in the decision
+    file (the order they were screened in) decides which verdict a third look-alike gets."""
+    records = [dedup_record("a", "Community partnership in health services", "Partnership."),
+               dedup_record("b", "Community partnership in health services", "Partnership."),
+               dedup_record("c", "Knee surgery outcomes", "Knee."),
+               dedup_record("d", "Community partnership in social care", "Partnership.")]
+    scores = {}
+    for name, rows in {"include last": [("test:c", "exclude"), ("test:b", "exclude"),
+                                        ("test:a", "include")],
+                       "exclude last": [("test:c", "exclude"), ("test:a", "include"),
+                                        ("test:b", "exclude")]}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        decisions = write_decisions(folder / "ann.csv", [(r, d, "", "") for r, d in rows])
+        screen_topic(make_topic(folder, records, {"decisions": str(decisions)}),
+                     outputs=folder / "outputs")
+        table = read_csv(folder / "outputs" / "trial" / "screen" / "screening.csv")
+        scores[name] = next(float(r["score"]) for r in table if r["record_id"] == "test:d")
+    assert scores["include last"] > scores["exclude last"]

@@ -73,3 +73,18 @@ def test_the_topic_schema_offers_every_model_and_defaults_to_the_default():
     schema = read_yaml(REPO / "workflow" / "schemas" / "topic.schema.yaml")
     name = schema["properties"]["screen"]["properties"]["model"]["properties"]["name"]
     assert sorted(name["enum"]) == sorted(MODELS) and name["default"] == DEFAULT_MODEL
+
+
+def test_the_default_weighs_the_decisions_made_last_most():
+    """Two records with the same words but opposite labels: the model sides with the one
+    the reviewer decided last, whichever came first in the file."""
+    texts = ["community partnership health", "community partnership health",
+             "knee surgery outcome", "community partnership care"]
+    features, _ = text_features(texts, kind=get_model(DEFAULT_MODEL).features)
+    model = get_model(DEFAULT_MODEL)
+    include_last = inclusion_scores(model, features, np.array([2, 1, 0]), np.array([0, 0, 1]))
+    exclude_last = inclusion_scores(model, features, np.array([2, 0, 1]), np.array([0, 1, 0]))
+    assert include_last[3] > exclude_last[3]
+    plain = get_model("svm-balanced-hashed")
+    assert np.isclose(inclusion_scores(plain, features, np.array([2, 1, 0]), np.array([0, 0, 1]))[3],
+                      inclusion_scores(plain, features, np.array([2, 0, 1]), np.array([0, 1, 0]))[3])
