@@ -654,3 +654,11 @@ def test_uncertain_pairs_stay_on_the_review_list_across_reruns(tmp_path):
     first = review.read_text()
     dedup_files([source], tmp_path / "out.jsonl", review_pairs=review, history=history)
     assert review.read_text() == first and len(first.splitlines()) == 2
+
+
+def test_an_import_without_records_is_a_warning_in_the_log(tmp_path, caplog):
+    (tmp_path / "empty.ris").write_text("", encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [article(source="medline", source_id="1")])
+    with caplog.at_level("WARNING", logger="cmosynth.dedup"):
+        dedup_files([source, tmp_path / "empty.ris"], tmp_path / "out.jsonl")
+    assert "empty.ris holds no records" in caplog.text

@@ -222,3 +222,13 @@ def test_a_first_run_has_no_update_section(topic_dir, tmp_path):
              "codebook": str(tmp_path / "missing.yaml"), "search": {"imports": []}}
     html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
     assert "What is new in this update" not in html
+
+
+def test_an_empty_import_is_named_in_the_report(topic_dir, tmp_path):
+    empty = tmp_path / "embase.ris"
+    empty.write_text("", encoding="utf-8")
+    topic = {"name": "tiny", "title": "A tiny review", "description": "",
+             "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+             "search": {"imports": [str(empty)]}, "_path": "tiny.yaml"}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "<code>embase.ris</code> (<strong>empty: it added no records</strong>)" in html

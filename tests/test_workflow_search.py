@@ -34,8 +34,11 @@ def snakemake(workdir: Path, topic: Path, outputs: Path, target: Path,
 @pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed in this venv")
 def test_search_rule_fetches_once_then_only_updates_when_until_moves(clone_server, tmp_path):
     topic = tmp_path / "tiny.yaml"
-    topic.write_text(yaml.safe_dump({"name": "tiny", "title": "A tiny topic", "search": {
-        "pubmed": {"query": "co-production[tiab]", "mindate": "2024/01/01", "batch_size": 50}}}))
+    topic.write_text(yaml.safe_dump({
+        "name": "tiny", "title": "A tiny topic",
+        "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+        "search": {"pubmed": {"query": "co-production[tiab]", "mindate": "2024/01/01",
+                              "batch_size": 50}}}))
     outputs = tmp_path / "outputs"
     records = outputs / "tiny" / "search" / "records.jsonl"
 

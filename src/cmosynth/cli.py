@@ -276,6 +276,56 @@ def _run_report(args) -> int:
     return 0
 
 
+# --- topics --------------------------------------------------------------------------
+def _add_validate(sub) -> None:
+    p = sub.add_parser("validate", help="check topic files, their codebooks and every file "
+                       "they name",
+                       description="Check each topic file with everything a run would "
+                       "reject: the schema (misspelt keys get the nearest key suggested), "
+                       "dates, the query, unsafe names, the codebook and every file named. "
+                       "One line per problem (file:line: key: what is wrong); exit 2 if any "
+                       "is an error. Warnings (an empty import file) do not fail.")
+    p.add_argument("topics", nargs="+", type=Path, help="topic files")
+    p.set_defaults(run=_run_validate)
+
+
+def _run_validate(args) -> int:
+    from cmosynth.topics import ERROR, check_topic
+
+    failed = False
+    for path in args.topics:
+        topic, problems = check_topic(path)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        errors = sum(1 for p in problems if p.severity == ERROR)
+        failed |= bool(errors)
+        if not errors:
+            print(f"{path}: valid (codebook {topic['codebook']})")
+    return EXIT_INPUT_ERROR if failed else 0
+
+
+def _add_new_topic(sub) -> None:
+    p = sub.add_parser("new-topic", help="scaffold a topic file and its codebook",
+                       description="Write DIR/topics/NAME.yaml and DIR/codebooks/NAME.yaml, "
+                       "commented, from a template or as a copy of another topic and its "
+                       "codebook. Never overwrites a file. Then edit them and run "
+                       "`cmosynth validate DIR/topics/NAME.yaml`.")
+    p.add_argument("name", help="machine name: lower-case letters, digits, - and _")
+    p.add_argument("--from", dest="source", type=Path, default=None,
+                   help="copy this topic file (and its codebook) instead of the template")
+    p.add_argument("--dir", type=Path, default=Path("config"),
+                   help="config folder to write into (default: config)")
+    p.set_defaults(run=_run_new_topic)
+
+
+def _run_new_topic(args) -> int:
+    from cmosynth.topics import new_topic
+
+    topic, codebook = new_topic(args.name, args.dir, args.source)
+    print(f"wrote {topic} and {codebook}; edit them, then `cmosynth validate {topic}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmosynth", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cmosynth {__version__}")
@@ -283,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
-                _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report):
+                _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report,
+                _add_validate, _add_new_topic):
         add(sub)
     return parser
 

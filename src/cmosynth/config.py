@@ -6,8 +6,11 @@ Errors name the file, the key and, where the YAML allows, the line.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,29 +86,87 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(path, None, f"{where}{problem}; fix the YAML syntax") from None
 
 
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a topic or its codebook, as one line for a person."""
+
+    path: str
+    line: int | None
+    key: str
+    message: str
+    severity: str = ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        key = f" {self.key}:" if self.key else ""
+        label = "warning: " if self.severity == WARNING else ""
+        return f"{where}:{key} {label}{self.message}"
+
+
+def _schema_at(schema: dict, key_path: list) -> dict:
+    """The subschema that describes the value at `key_path`."""
+    node = schema
+    for key in key_path:
+        if isinstance(key, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(key, {})
+    return node
+
+
+def schema_problems(data: Any, schema: dict, path: Path) -> list[Problem]:
+    """Every schema error in `data`, each with its key path and the line it is on."""
+    problems = []
+    validator = _DefaultFillingValidator(schema)
+    for error in sorted(validator.iter_errors(copy.deepcopy(data)),
+                        key=lambda e: [str(k) for k in e.absolute_path]):
+        key_path = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = sorted(_schema_at(schema, key_path).get("properties", {}))
+            for extra in sorted(set(error.instance) - set(allowed)):
+                near = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
+                hint = (f"did you mean {near[0]!r}?" if near else
+                        f"allowed: {', '.join(allowed)}")
+                problems.append(Problem(str(path), _yaml_line(path, key_path + [extra]),
+                                        ".".join(map(str, key_path + [extra])),
+                                        f"unknown key; {hint}"))
+            continue
+        if error.validator == "required":
+            missing = error.message.split("'")[1]
+            key_path.append(missing)
+            description = _schema_at(schema, key_path).get("description", "")
+            message = ("required key is missing"
+                       + (f" ({' '.join(description.split())[:120]})" if description else ""))
+        elif error.validator == "enum":
+            message = (f"{error.instance!r} is not allowed; allowed: "
+                       f"{', '.join(map(str, error.validator_value))}")
+        elif error.validator == "pattern" and key_path and key_path[-1] in ("name", "id"):
+            message = (f"{error.instance!r} is not a safe name: lower-case letters, digits, "
+                       f"'-' and '_', starting with a letter or digit")
+        elif error.validator == "type":
+            message = f"{error.instance!r} is not of type {error.validator_value}"
+        else:
+            message = error.message
+        problems.append(Problem(str(path), _yaml_line(path, key_path),
+                                ".".join(map(str, key_path)), message))
+    return problems
+
+
 def validate(data: Any, schema: dict, path: str | Path) -> dict:
-    """Validate `data` (filling defaults in place) or raise ConfigError for the first error."""
+    """Validate `data` (filling defaults in place) or raise ConfigError for the first
+    problem, with its key path and the line of the key itself."""
     path = Path(path)
     if data is None:
         data = {}
-    validator = _DefaultFillingValidator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.path))
-    if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        key_path = list(error.absolute_path)
-        if error.validator == "required":
-            missing = error.message.split("'")[1] if "'" in error.message else None
-            key_path = key_path + ([missing] if missing else [])
-            message = "required key is missing; add it (see workflow/schemas for its description)"
-        elif error.validator == "additionalProperties":
-            message = f"{error.message}; check the spelling against workflow/schemas"
-        else:
-            message = error.message
-        key = ".".join(str(k) for k in key_path) or None
-        line = _yaml_line(path, key_path) if path.exists() else None
-        if line is not None:
-            message = f"{message} (line {line})"
-        raise ConfigError(path, key, message)
+    problems = schema_problems(data, schema, path)
+    if problems:
+        first = problems[0]
+        message = first.message + (f" (line {first.line})" if first.line else "")
+        raise ConfigError(path, first.key or None, message)
+    _DefaultFillingValidator(schema).validate(data)  # fills every default in
     return data
 
 

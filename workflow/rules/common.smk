@@ -1,19 +1,21 @@
-# The one place that maps config to file names. Topic files are loaded (and validated
-# against workflow/schemas/topic.schema.yaml) once, when the workflow is parsed.
+# The one place that maps config to file names. Topic files are checked once, when the
+# workflow is parsed, exactly as `cmosynth validate` checks them (schema, dates, query,
+# codebook, every file named), so `snakemake -n` refuses what a run would refuse.
 
 import datetime
 import shlex
 from pathlib import Path
 
-from cmosynth.config import load_topic
+from cmosynth.config import parse_date
+from cmosynth.topics import checked_topic
 
 OUT = config["outputs"]
-SETTINGS = {topic["name"]: topic for topic in map(load_topic, config["topics"])}
+SETTINGS = {topic["name"]: topic for topic in map(checked_topic, config["topics"])}
 TOPIC_FILES = {name: topic["_path"] for name, topic in SETTINGS.items()}
 TOPICS = sorted(SETTINGS)
 # Empty `until` means today: a scheduled rerun then fetches what PubMed added since the
 # last run. A pinned date freezes the review.
-UNTIL = config["until"] or datetime.date.today().isoformat()
+UNTIL = (parse_date(config["until"], "until", "config") or datetime.date.today()).isoformat()
 
 
 wildcard_constraints:

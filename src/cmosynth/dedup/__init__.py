@@ -92,7 +92,11 @@ def dedup_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, 
     for path in inputs:
         before = len(records)
         records.extend(read_records_file(path))
-        log.info("read %d records from %s", len(records) - before, path)
+        if len(records) == before:
+            log.warning("%s holds no records: it adds nothing to the review; check the "
+                        "export", path)
+        else:
+            log.info("read %d records from %s", len(records) - before, path)
     earlier = {}
     if previous:
         if not Path(previous).exists():

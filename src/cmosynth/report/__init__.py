@@ -137,6 +137,14 @@ def _screen_summary(topic_dir: Path) -> dict:
     }
 
 
+def _holds_nothing(path: Path) -> bool:
+    """An import file that is missing or blank: the report says it added no records."""
+    try:
+        return not path.read_text("utf-8", errors="replace").strip()
+    except OSError:
+        return True
+
+
 def _dedup_summary(topic_dir: Path) -> dict:
     """Duplicates linked by each rule, and the pairs left for a reviewer, so that a
     reviewer sees which rule merged what and can check a sample of each."""
@@ -241,7 +249,8 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "counts": counts, "flow_svg": flow_svg,
         "search_runs": _search_runs(topic_dir),
         "new_in_latest_run": _new_in_latest_run(topic_dir, included),
-        "imports": [Path(p).name for p in topic["search"].get("imports", [])],
+        "imports": [(Path(p).name, _holds_nothing(Path(p)))
+                    for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
         "dedup": _dedup_summary(topic_dir),
         "codebook_path": topic["codebook"],
