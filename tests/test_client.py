@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -216,6 +217,35 @@ def test_api_key_absent_from_connection_errors(caplog):
     assert info.value.status is None
     chain = f"{info.value} {info.value.__cause__!r} {info.value.__cause__}"
     assert SECRET_KEY not in chain and SECRET_KEY not in caplog.text
+
+
+def test_an_unreachable_ncbi_is_one_line_within_fifteen_seconds(tmp_path):
+    """Nothing listens on port 9: the command says so with the URL and what to do, long
+    before six rounds of backoff would end, and without a traceback."""
+    topic = tmp_path / "tiny.yaml"
+    topic.write_text("name: tiny\ntitle: Tiny\nsearch:\n  pubmed:\n    query: health[tiab]\n"
+                     "    mindate: '2024/01/01'\n", encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cmosynth", "search", str(topic),
+                           "--outputs", str(tmp_path / "out"), "--until", "2024-02-01"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NCBI_EUTILS_URL": "http://127.0.0.1:9/entrez/eutils/",
+                               "NCBI_API_KEY": SECRET_KEY})
+    assert time.monotonic() - started < 15
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == ("cmosynth: error: cannot reach NCBI E-utilities at "
+                    "http://127.0.0.1:9/entrez/eutils/: the connection was refused; check the "
+                    "network connection and NCBI_EUTILS_URL")
+    assert SECRET_KEY not in done.stderr
+    assert all(len(line) < 300 for line in done.stderr.splitlines()), "no URL printed twice"
+
+
+def test_a_timeout_is_still_retried_as_a_passing_fault(eutils_server):
+    eutils_server.fail("reset", times=2)
+    client = fast_client()
+    assert client.esearch("health").count > 0
+    assert client.stats["retries"] == 2
 
 
 def test_key_raises_the_rate_to_ten_per_second():

@@ -69,6 +69,63 @@ class EutilsHTTPError(EutilsError):
         super().__init__(f"{url}: {what}: {message}")
 
 
+class EutilsUnreachable(EutilsHTTPError):
+    """NCBI cannot be reached at all (name lookup, refused connection, TLS, proxy): said
+    at once in one line, with what to do, instead of minutes of retries."""
+
+    def __init__(self, base_url: str, what: str, advice: str):
+        self.base_url = base_url
+        self.what = what
+        EutilsError.__init__(self, f"cannot reach NCBI E-utilities at {base_url}: {what}; "
+                                   f"{advice}")
+        self.url, self.status, self.message = base_url, None, what
+
+
+#: Kinds of transport failure that mean the service cannot be reached, with advice.
+_UNREACHABLE = (
+    (requests.exceptions.ProxyError, "the proxy refused or failed the connection",
+     "check HTTPS_PROXY / HTTP_PROXY, or unset them"),
+    (requests.exceptions.SSLError, "the TLS handshake failed",
+     "check the system clock and certificates (REQUESTS_CA_BUNDLE), or an intercepting proxy"),
+    (requests.exceptions.ConnectTimeout, "the connection timed out",
+     "check the network connection or firewall; NCBI_EUTILS_URL points elsewhere if set"),
+)
+_NAME_LOOKUP = re.compile(r"NameResolution|Name or service not known|nodename nor servname|"
+                          r"getaddrinfo failed|Temporary failure in name resolution|"
+                          r"No address associated", re.IGNORECASE)
+_REFUSED = re.compile(r"Connection refused|ConnectionRefused|Errno 111|Errno 61|"
+                      r"Network is unreachable|No route to host", re.IGNORECASE)
+#: Seconds within which an unreachable service is reported, retries included.
+UNREACHABLE_WITHIN = 12.0
+#: Seconds to wait for a connection before calling the service unreachable.
+CONNECT_TIMEOUT = 5.0
+
+
+def unreachable_kind(exc: requests.RequestException) -> tuple[str, str] | None:
+    """(what failed, what to do) when `exc` means the service cannot be reached at all."""
+    for kind, what, advice in _UNREACHABLE:
+        if isinstance(exc, kind):
+            return what, advice
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = f"{exc!r} {exc}"
+        if _NAME_LOOKUP.search(text):
+            return ("the host name could not be looked up (DNS)",
+                    "check the network connection, or set NCBI_EUTILS_URL to a reachable "
+                    "mirror")
+        if _REFUSED.search(text):
+            return ("the connection was refused",
+                    "check the network connection and NCBI_EUTILS_URL")
+    return None
+
+
+def _short_reason(exc: requests.RequestException) -> str:
+    """The exception's kind and its innermost cause, without urllib3's repeat of the URL."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    detail = errno.group(0) if errno else text.rsplit(": ", 1)[-1][:120]
+    return f"{type(exc).__name__}: {detail}"
+
+
 class EutilsResponseError(EutilsError):
     """HTTP 200, but the body is an error (`<ERROR>`, JSON `ERROR`) or is unusable."""
 
@@ -306,6 +363,7 @@ class EutilsClient:
         # POST keeps the key out of URLs (and so out of proxy logs and exceptions).
         post = post or bool(self.api_key) or len(self.base_url + urlencode(full)) > MAX_GET_URL
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 return self._attempt(endpoint, full, url, post, expect_xml)
@@ -314,6 +372,11 @@ class EutilsClient:
                 self.stats["retries"] += 1
                 if attempt > self.max_retries:
                     raise retry.final from retry.final.__cause__
+                if retry.unreachable and (time.monotonic() - started
+                                          + self.backoff * 2 ** (attempt - 1)
+                                          > UNREACHABLE_WITHIN - CONNECT_TIMEOUT):
+                    raise EutilsUnreachable(self.redact(self.base_url),
+                                            *retry.unreachable) from None
                 self._wait_before_retry(attempt, retry)
 
     def _attempt(self, endpoint: str, full: dict, url: str, post: bool,
@@ -322,19 +385,23 @@ class EutilsClient:
             with self.rate_limiter.slot():
                 self.stats["requests"] += 1
                 log.debug("%s %s", "POST" if post else "GET", url)
+                # A short connect timeout: an unreachable host is told within seconds,
+                # while a slow answer still gets the full read timeout.
+                timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
                 if post:
                     response = self._session.post(self.base_url + endpoint, data=full,
-                                                  timeout=self.timeout)
+                                                  timeout=timeout)
                 else:
                     response = self._session.get(self.base_url + endpoint, params=full,
-                                                 timeout=self.timeout)
+                                                 timeout=timeout)
                 body = response.content
         except requests.RequestException as exc:
             self.stats["transport errors"] += 1
-            reason = self.redact(f"{type(exc).__name__}: {exc}")
+            unreachable = unreachable_kind(exc)
+            reason = unreachable[0] if unreachable else self.redact(_short_reason(exc))
             error = EutilsHTTPError(url, None, reason)
             error.__cause__ = _scrubbed(exc, self.redact)
-            raise _Retryable(error) from None
+            raise _Retryable(error, unreachable=unreachable) from None
         self.stats[f"HTTP {response.status_code}"] += 1
         if response.status_code != 200:
             self._raise_for_status(url, response)
@@ -386,10 +453,12 @@ class EutilsClient:
 class _Retryable(Exception):
     """Internal: a failure worth another attempt; `final` is raised if attempts run out."""
 
-    def __init__(self, final: EutilsError, after: float | None = None):
+    def __init__(self, final: EutilsError, after: float | None = None,
+                 unreachable: tuple[str, str] | None = None):
         super().__init__(str(final))
         self.final = final
         self.after = after
+        self.unreachable = unreachable
 
 
 def _scrubbed(exc: BaseException, redact) -> BaseException:
