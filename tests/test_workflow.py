@@ -129,3 +129,54 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert any(quote and quote in coded["text"] for r in read_csv(topic_dir / "extract" / "cmo.csv")
                if r["record_id"] == coded["record_id"]
                for quote in (r["context_quote"], r["outcome_quote"]))
+
+
+CMOSYNTH = Path(sys.executable).parent / "cmosynth"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CMOSYNTH.exists(), reason="the cmosynth command is not installed")
+def test_new_topic_validate_and_run_work_on_a_fresh_topic(eutils_server, tmp_path):
+    """As a new user would: scaffold, check, run; the terminal shows each stage's lines
+    and ends with a summary that matches the outputs."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def cmosynth(*args):
+        return subprocess.run([str(CMOSYNTH), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    assert cmosynth("new-topic", "falls").returncode == 0
+    topic = tmp_path / "config" / "topics" / "falls.yaml"
+    checked = cmosynth("validate", str(topic))
+    assert checked.returncode == 0, checked.stderr
+    done = cmosynth("run", str(topic), "--until", "2025-12-31", "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stage in ("search_pubmed", "deduplicate", "screen_records", "extract_cmo", "report"):
+        assert f"  {stage} " in done.stderr, stage
+    assert "Building DAG" not in done.stderr and "Traceback" not in done.stderr
+    summary = dict(re.match(r"(.+?)\s{2,}(.*)", line).groups()
+                   for line in done.stdout.splitlines() if line.strip())
+    topic_dir = tmp_path / "outputs" / "falls"
+    records = list(read_records(topic_dir / "dedup" / "records.jsonl"))
+    assert int(summary["records found"]) == len(
+        list(read_records(topic_dir / "search" / "records.jsonl")))
+    assert int(summary["duplicates linked"]) == sum(1 for r in records if r["duplicate_of"])
+    assert int(summary["included"]) == len(
+        list(read_records(topic_dir / "screen" / "included.jsonl")))
+    assert summary["report"] == str(topic_dir / "report" / "index.html")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CMOSYNTH.exists(), reason="the cmosynth command is not installed")
+def test_a_failing_step_prints_its_own_one_line_error(tmp_path):
+    env = {**os.environ, "NCBI_EUTILS_URL": "http://127.0.0.1:9/entrez/eutils/",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(CMOSYNTH), "new-topic", "falls"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    done = subprocess.run([str(CMOSYNTH), "run", "config/topics/falls.yaml"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("cmosynth: error: search_pubmed: cannot reach NCBI E-utilities at "
+                           "http://127.0.0.1:9/entrez/eutils/: the connection was refused")
+    assert "CalledProcessError" not in done.stderr and "check log file" not in done.stderr

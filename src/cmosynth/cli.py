@@ -326,6 +326,34 @@ def _run_new_topic(args) -> int:
     return 0
 
 
+# --- run -----------------------------------------------------------------------------
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run one topic's whole workflow and summarise it",
+                       description="Check the topic, then run every stage for it through "
+                       "Snakemake (search, dedup, screen, extract, synthesis, report; only "
+                       "what changed reruns), showing each stage's progress, and end with a "
+                       "summary. A failing step prints its own one-line error. Plain "
+                       "`snakemake --cores N` still runs every topic in config/config.yaml.")
+    _add_topic_arguments(p)
+    p.add_argument("--until", default=None,
+                   help="last Entrez date of the search, YYYY-MM-DD (default: today)")
+    p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="show what would run")
+    p.set_defaults(run=_run_run)
+
+
+def _run_run(args) -> int:
+    from cmosynth.runner import run_topic
+
+    summary = run_topic(args.topic, args.outputs, args.until, args.cores, args.dry_run)
+    if args.dry_run:
+        return 0
+    width = max(len(name) for name in summary)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in summary.items()
+                    if name != "seconds") + f"\n{'time':<{width}}  {summary['seconds']} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmosynth", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cmosynth {__version__}")
@@ -334,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
                 _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report,
-                _add_validate, _add_new_topic):
+                _add_validate, _add_new_topic, _add_run):
         add(sub)
     return parser
 

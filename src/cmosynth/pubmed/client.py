@@ -353,6 +353,9 @@ class EutilsClient:
         ids = str(shown.get("id", "")).split(",")
         if len(ids) > 5:
             shown["id"] = ",".join(ids[:3]) + f",...({len(ids)}_ids)"
+        term = str(shown.get("term", ""))
+        if len(term) > 60:  # the query is in the search log in full; a log line needs less
+            shown["term"] = term[:57] + "..."
         return self.redact(f"{self.base_url}{endpoint}?{urlencode(shown, safe=',()')}")
 
     def _request(self, endpoint: str, params: dict, *, post: bool = False,
