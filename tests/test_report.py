@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 from openpyxl import load_workbook
 
-from conftest import write_csv
+from conftest import read_csv, write_csv
 from cmosynth.errors import InputError
 from cmosynth.extract import CONFLICT_COLUMNS
 from cmosynth.records import new_record, write_records
@@ -214,6 +214,14 @@ def test_an_update_run_is_reported_as_what_is_new(topic_dir, tmp_path):
     assert "2021-12-31_2022-06-30_abc" in new_section
     assert "found 1\nrecord that earlier runs had not" in new_section  # PMID 5, not 4
     assert "Knowledge mobilisation with patients" in new_section  # PMID 5 was included
+    report_dir = tmp_path / "outputs" / "tiny" / "report"
+    new_records = read_csv(report_dir / "new_records.csv")
+    assert [(r["record_id"], r["decision"], r["decided_by"]) for r in new_records] == [
+        ("pmid:5", "include", "model")]
+    prisma = {row["data"]: row["n"] for row in read_csv(report_dir / "PRISMA.csv")}
+    # The updated-review layout: two studies from the earlier version, one new.
+    assert (prisma["previous_studies"], prisma["new_studies"], prisma["total_studies"]) == (
+        "2", "1", "3")
 
 
 def test_a_first_run_has_no_update_section(topic_dir, tmp_path):

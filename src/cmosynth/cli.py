@@ -339,18 +339,51 @@ def _add_run(sub) -> None:
                    help="last Entrez date of the search, YYYY-MM-DD (default: today)")
     p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another run of the topic to end (default: 0)")
     p.set_defaults(run=_run_run)
+
+
+def _add_update(sub) -> None:
+    p = sub.add_parser("update", help="add a dated run to a living review and rerun what "
+                       "changed",
+                       description="Search PubMed from the last run's end (with a day's "
+                       "overlap) to --until (default today) in a new dated run folder, "
+                       "deduplicate the new records against the earlier clusters, keep every "
+                       "reviewer decision and coding, and rerun only what changed. Earlier "
+                       "runs are never rewritten; report/new_records.csv and the report list "
+                       "what is new. Two updates of one topic never run at once.")
+    _add_topic_arguments(p)
+    p.add_argument("--until", default=None,
+                   help="last Entrez date of the new run, YYYY-MM-DD (default: today)")
+    p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another run of the topic to end (default: 0)")
+    p.set_defaults(run=_run_update)
+
+
+def _run_update(args) -> int:
+    from cmosynth.runner import run_topic
+
+    summary = run_topic(args.topic, args.outputs, args.until, args.cores, update=True,
+                        wait=args.wait)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    width = max(len(name) for name in summary)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in summary.items()
+                    if name != "seconds") + f"\n{'time':<{width}}  {summary['seconds']} s")
 
 
 def _run_run(args) -> int:
     from cmosynth.runner import run_topic
 
-    summary = run_topic(args.topic, args.outputs, args.until, args.cores, args.dry_run)
-    if args.dry_run:
-        return 0
-    width = max(len(name) for name in summary)
-    print("\n".join(f"{name:<{width}}  {value}" for name, value in summary.items()
-                    if name != "seconds") + f"\n{'time':<{width}}  {summary['seconds']} s")
+    summary = run_topic(args.topic, args.outputs, args.until, args.cores, args.dry_run,
+                        wait=args.wait)
+    if not args.dry_run:
+        _print_summary(summary)
     return 0
 
 
@@ -362,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
                 _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report,
-                _add_validate, _add_new_topic, _add_run):
+                _add_validate, _add_new_topic, _add_run, _add_update):
         add(sub)
     return parser
 

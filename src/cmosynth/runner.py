@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 import cmosynth
 from cmosynth.config import parse_date
 from cmosynth.errors import CmosynthError, ConfigError
@@ -103,26 +105,50 @@ def failed_step(logs: Path, since: float) -> str:
 
 
 def run_topic(topic_path: str | Path, outputs: str | Path = "outputs", until: str | None = None,
-              cores: int = 1, dry_run: bool = False, out=None) -> dict:
-    """Run every stage for one topic and return the run's summary."""
+              cores: int = 1, dry_run: bool = False, out=None, *, update: bool = False,
+              wait: float = 0.0) -> dict:
+    """Run every stage for one topic and return the run's summary.
+
+    `update` asks for an earlier run to extend (a living review's scheduled update). A
+    lock in the topic's outputs folder keeps two runs of one topic from overlapping: the
+    second waits up to `wait` seconds, then stops with a message."""
     out = out or sys.stderr
     topic = checked_topic(topic_path)
     until_date = parse_date(until, "--until") if until else None
     snakefile = find_snakefile()
     outputs = Path(outputs).resolve()
     topic_dir = outputs / topic["name"]
+    if update and not earlier_runs(topic, topic_dir):
+        raise ConfigError(topic_path, None, f"no earlier search run in {topic_dir / 'search'} "
+                          "to update; start the review with `cmosynth run`")
     config = {"topics": [str(Path(topic_path).resolve())], "outputs": str(outputs),
               "until": until_date.isoformat() if until_date else None}
     started = time.time()
-    print(f"cmosynth run: {topic['name']} ({topic['title']}) into {topic_dir}", file=out)
+    verb = "update" if update else "run"
+    print(f"cmosynth {verb}: {topic['name']} ({topic['title']}) into {topic_dir}", file=out)
+    topic_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(topic_dir / ".cmosynth.lock")
     try:
-        with LogFollower(topic_dir / "logs", out):
-            _snakemake(snakefile, config, cores, dry_run)
-    except WorkflowFailed as failure:
-        raise WorkflowFailed(failed_step(topic_dir / "logs", started)) from failure
+        with lock.acquire(timeout=wait):
+            try:
+                with LogFollower(topic_dir / "logs", out):
+                    _snakemake(snakefile, config, cores, dry_run)
+            except WorkflowFailed as failure:
+                raise WorkflowFailed(failed_step(topic_dir / "logs", started)) from failure
+    except Timeout:
+        raise WorkflowFailed(f"another run or update of topic {topic['name']} is in progress "
+                             f"(lock {lock.lock_file}); wait for it to end, or pass --wait "
+                             "SECONDS") from None
     summary = run_summary(topic_dir) if not dry_run else {}
     summary["seconds"] = round(time.time() - started, 1)
     return summary
+
+
+def earlier_runs(topic: dict, topic_dir: Path) -> list[dict]:
+    """The completed search runs of the topic's current query."""
+    from cmosynth.pubmed.run import completed_runs, query_hash
+
+    return completed_runs(topic_dir / "search", query_hash(topic["search"]["pubmed"]))
 
 
 def _snakemake(snakefile: Path, config: dict, cores: int, dry_run: bool) -> None:
@@ -181,8 +207,10 @@ def run_summary(topic_dir: Path) -> dict:
         with open(theories, encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    new_records = topic_dir / "report" / "new_records.csv"
     return {
         "records found": _count_lines(topic_dir / "search" / "records.jsonl"),
+        "new in this update": max(_count_lines(new_records) - 1, 0),
         "duplicates linked": duplicates,
         "screened": screening.get("records_screened", 0),
         "included": screening.get("included", 0),

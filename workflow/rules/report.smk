@@ -17,6 +17,7 @@ rule report:
         counts=f"{OUT}/{{topic}}/report/prisma_counts.json",
         workbook=f"{OUT}/{{topic}}/report/review.xlsx",
         ris=f"{OUT}/{{topic}}/report/included.ris",
+        new_records=f"{OUT}/{{topic}}/report/new_records.csv",
     log:
         f"{OUT}/{{topic}}/logs/report.log",
     benchmark:

@@ -23,14 +23,15 @@ from cmosynth.extract.coding import CONFLICT_METHOD, REVIEWER_METHOD
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 from cmosynth.report.flow_svg import render_flow_svg
-from cmosynth.report.prisma import (PrismaCounts, prisma_counts, read_search_logs,
-                                    write_counts_json, write_prisma_csv)
+from cmosynth.report.prisma import (PrismaCounts, new_in_latest_run, prisma_counts,
+                                    read_search_logs, write_counts_json, write_prisma_csv)
 from cmosynth.report.workbook import write_review_workbook
 from cmosynth.synthesis import joined_quote
 
 log = logging.getLogger("cmosynth.report")
 
 REPORT_FILES = ("index.html", "prisma.svg", "PRISMA.csv", "prisma_counts.json", "review.xlsx",
+                "new_records.csv",
                 "included.ris")
 
 
@@ -47,6 +48,7 @@ def report_topic(topic: dict, outputs: Path) -> Path:
 
     included = list(read_records(topic_dir / "screen" / "included.jsonl"))
     _write_included_ris(included, report_dir / "included.ris")
+    write_new_records(topic_dir, report_dir / "new_records.csv")
     context = _report_context(topic, topic_dir, counts, included, flow_svg)
     with atomic_write(report_dir / "index.html") as handle:
         handle.write(_environment().get_template("index.html.j2").render(**context))
@@ -100,22 +102,41 @@ def _search_runs(topic_dir: Path) -> list[dict]:
 def _new_in_latest_run(topic_dir: Path, included: list[dict]) -> dict | None:
     """What the latest search run added to a living review: records whose PMID no earlier
     run of the same query retrieved, and which of them were included. None for a first run."""
-    runs = [(entry["window"]["maxdate"], entry.get("query_hash"), folder)
-            for folder, entry in read_search_logs(topic_dir)]
-    if len(runs) < 2:
+    update = new_in_latest_run(topic_dir)
+    if update is None:
         return None
-    runs.sort(key=lambda run: (run[0], run[2].name))
-    latest_end, query_hash, latest = runs[-1]
-    earlier = [folder for _, qhash, folder in runs[:-1] if qhash == query_hash]
-    if not earlier:
-        return None
-    seen = {r["pmid"] for folder in earlier for r in read_records(folder / "records.jsonl")}
-    new = {r["pmid"] for r in read_records(latest / "records.jsonl")} - seen
+    entry, new = update
     included_new = sorted((r for r in included if r.get("pmid") in new),
                           key=lambda r: r["record_id"])
-    return {"run": latest.name, "until": latest_end, "new_records": len(new),
+    return {"run": entry["run"], "until": entry["window"]["maxdate"], "new_records": len(new),
             "included": [{"title": r.get("title") or "", "cite": _cite(r, r["record_id"])}
                          for r in included_new]}
+
+
+NEW_RECORD_COLUMNS = ("record_id", "pmid", "title", "year", "journal", "decision",
+                      "decided_by", "exclusion_reason")
+
+
+def write_new_records(topic_dir: Path, path: Path) -> int:
+    """report/new_records.csv: the records the latest run of a living review added, with
+    what screening decided (header only after a first run)."""
+    update = new_in_latest_run(topic_dir)
+    new = update[1] if update else set()
+    screening = {row["record_id"]: row for row in _read_csv(topic_dir / "screen" / "screening.csv")}
+    rows = []
+    for record in read_records(topic_dir / "dedup" / "records.jsonl"):
+        if record.get("pmid") in new and record["record_id"] in screening:
+            row = screening[record["record_id"]]
+            rows.append({"record_id": record["record_id"], "pmid": record["pmid"],
+                         "title": record.get("title") or "", "year": record.get("year") or "",
+                         "journal": record.get("journal") or "", "decision": row["decision"],
+                         "decided_by": row["decided_by"],
+                         "exclusion_reason": row["exclusion_reason"]})
+    with atomic_write(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=NEW_RECORD_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: r["record_id"]))
+    return len(rows)
 
 
 def _screen_summary(topic_dir: Path) -> dict:

@@ -32,6 +32,9 @@ class PrismaCounts:
     excluded_by: dict[str, int] = field(default_factory=dict)  # reviewer/model -> records
     awaiting_screening: int = 0
     included: int = 0
+    #: An update of a living review: included records found by earlier runs (None: a
+    #: first review, whose flow has no "previous version" box).
+    previous_included: int | None = None
 
     @property
     def identified(self) -> int:
@@ -57,6 +60,23 @@ def read_search_logs(topic_dir: Path) -> list[tuple[Path, dict]]:
     """(run folder, search log) of every completed search run, in folder-name order."""
     return [(path.parent, json.loads(path.read_text("utf-8")))
             for path in sorted((topic_dir / "search").glob("*/search_log.json"))]
+
+
+def new_in_latest_run(topic_dir: Path) -> tuple[dict, set[str]] | None:
+    """The latest search run of a living review and the PMIDs it found that no earlier run
+    of the same query had; None for a first run (or a changed query)."""
+    runs = [(entry["window"]["maxdate"], entry.get("query_hash"), folder, entry)
+            for folder, entry in read_search_logs(topic_dir)]
+    if len(runs) < 2:
+        return None
+    runs.sort(key=lambda run: (run[0], run[2].name))
+    _, query_hash, latest, entry = runs[-1]
+    earlier = [folder for _, qhash, folder, _ in runs[:-1] if qhash == query_hash]
+    if not earlier:
+        return None
+    seen = {r["pmid"] for folder in earlier for r in read_records(folder / "records.jsonl")}
+    new = {r["pmid"] for r in read_records(latest / "records.jsonl")} - seen
+    return {**entry, "run": latest.name}, new
 
 
 def count_identified(dedup_records: Path) -> tuple[dict[str, int], int]:
@@ -103,7 +123,14 @@ def prisma_counts(topic_dir: Path) -> PrismaCounts:
     """Counts for one topic's outputs folder (`outputs/<topic>`)."""
     identified, duplicates = count_identified(topic_dir / "dedup" / "records.jsonl")
     screening = count_screening(topic_dir / "screen" / "screening.csv")
-    return PrismaCounts(database_results=identified, duplicates=duplicates, **screening)
+    counts = PrismaCounts(database_results=identified, duplicates=duplicates, **screening)
+    update = new_in_latest_run(topic_dir)
+    included = topic_dir / "screen" / "included.jsonl"
+    if update is not None and included.exists():
+        new = update[1]
+        counts.previous_included = sum(1 for r in read_records(included)
+                                       if r.get("pmid") not in new)
+    return counts
 
 
 def _reasons(counts: dict[str, int]) -> str:
@@ -117,7 +144,8 @@ def prisma_csv_rows(counts: PrismaCounts) -> list[dict]:
     pipeline, so the report boxes carry the title/abstract inclusions and say so.
     """
     n = {
-        "previous_studies": 0, "previous_reports": 0,
+        "previous_studies": counts.previous_included or 0,
+        "previous_reports": counts.previous_included or 0,
         "database_results": counts.identified,
         "database_specific_results": _reasons(counts.database_results) or 0,
         "register_results": 0, "website_results": 0, "organisation_results": 0,
@@ -128,7 +156,8 @@ def prisma_csv_rows(counts: PrismaCounts) -> list[dict]:
         "other_sought_reports": 0, "other_notretrieved_reports": 0,
         "dbr_assessed": counts.included, "dbr_excluded": 0,
         "other_assessed": 0, "other_excluded": 0,
-        "new_studies": counts.included, "new_reports": counts.included,
+        "new_studies": counts.included - (counts.previous_included or 0),
+        "new_reports": counts.included - (counts.previous_included or 0),
         "total_studies": counts.included, "total_reports": counts.included,
     }
     rows = []
