@@ -117,6 +117,10 @@ def test_report_files_are_written_and_say_who_screened(topic_dir, tmp_path):
     first = (report_dir / "PRISMA.csv").read_bytes()
     report_topic(topic, tmp_path / "outputs")
     assert (report_dir / "PRISMA.csv").read_bytes() == first
+    manifest = json.loads((report_dir.parent / "manifest.json").read_text("utf-8"))
+    assert manifest["versions"]["cmosynth"] and manifest["versions"]["scikit-learn"]
+    assert len(manifest["codebook"]["sha256"]) == 64
+    assert manifest["counts"]["included"] == 3
 
 
 def test_the_report_says_which_rule_linked_each_duplicate(topic_dir, tmp_path):

@@ -18,6 +18,7 @@ rule report:
         workbook=f"{OUT}/{{topic}}/report/review.xlsx",
         ris=f"{OUT}/{{topic}}/report/included.ris",
         new_records=f"{OUT}/{{topic}}/report/new_records.csv",
+        manifest=f"{OUT}/{{topic}}/manifest.json",
     log:
         f"{OUT}/{{topic}}/logs/report.log",
     benchmark:

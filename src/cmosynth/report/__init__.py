@@ -53,9 +53,57 @@ def report_topic(topic: dict, outputs: Path) -> Path:
     with atomic_write(report_dir / "index.html") as handle:
         handle.write(_environment().get_template("index.html.j2").render(**context))
     write_review_workbook(topic_dir, counts, report_dir / "review.xlsx")
+    write_manifest(topic, topic_dir, counts)
     log.info("report written to %s (%d included, %d CMOCs)", report_dir, counts.included,
              context["n_cmocs"])
     return report_dir
+
+
+#: The libraries whose versions decide what a run produces.
+MANIFEST_PACKAGES = ("cmosynth", "snakemake", "requests", "lxml", "biopython", "rapidfuzz",
+                     "numpy", "scipy", "scikit-learn", "pandas", "jsonschema", "pyyaml",
+                     "jinja2", "openpyxl")
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def write_manifest(topic: dict, topic_dir: Path, counts: PrismaCounts) -> Path:
+    """outputs/<topic>/manifest.json: what it takes to reproduce this review elsewhere:
+    the topic and codebook (with hashes), the package and dependency versions, every
+    search run and the counts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    topic_path, codebook = Path(topic.get("_path", "")), Path(topic["codebook"])
+    manifest = {
+        "topic": {"name": topic["name"], "file": str(topic_path),
+                  "sha256": _sha256(topic_path) if topic.get("_path") else None},
+        "codebook": {"file": str(codebook), "sha256": _sha256(codebook)},
+        "versions": {name: installed(name) for name in MANIFEST_PACKAGES},
+        "search_runs": [{"run": folder.name, "window": entry.get("window"),
+                         "query_hash": entry.get("query_hash"), "count": entry.get("count"),
+                         "retrieved": entry.get("records_retrieved"),
+                         "finished": entry.get("finished"), "version": entry.get("version")}
+                        for folder, entry in read_search_logs(topic_dir)],
+        "imports": [{"file": str(p), "sha256": _sha256(Path(p))}
+                    for p in topic["search"].get("imports", [])],
+        "counts": json.loads((topic_dir / "report" / "prisma_counts.json").read_text("utf-8"))
+        if (topic_dir / "report" / "prisma_counts.json").exists() else None,
+    }
+    path = topic_dir / "manifest.json"
+    with atomic_write(path) as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    return path
 
 
 def _environment() -> jinja2.Environment:
