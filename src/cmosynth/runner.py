@@ -163,7 +163,9 @@ def _snakemake(snakefile: Path, config: dict, cores: int, dry_run: bool) -> None
         with SnakemakeApi(OutputSettings(quiet=quiet, dryrun=dry_run,
                                          enable_file_logging=False)) as api:
             workflow = api.workflow(
-                resource_settings=ResourceSettings(cores=cores),
+                # One NCBI-calling job at a time, whatever the cores: the rate limit is
+                # the service's, not the machine's.
+                resource_settings=ResourceSettings(cores=cores, resources={"ncbi": 1}),
                 config_settings=ConfigSettings(
                     config=config, configfiles=[snakefile.parent / "config" / "config.yaml"]),
                 snakefile=snakefile, workdir=Path.cwd())
