@@ -177,11 +177,24 @@ def load_topic(path: str | Path) -> dict:
     config/codebooks/<name>.yaml beside the topics folder).
     """
     path = Path(path)
-    topic = validate(read_yaml(path), load_schema("topic"), path)
+    return with_derived_values(validate(read_yaml(path), load_schema("topic"), path), path)
+
+
+def with_derived_values(topic: dict, path: Path) -> dict:
+    """`_path`, and the codebook beside the topics folder when the topic names none."""
     topic["_path"] = str(path)
     if not topic.get("codebook"):
         topic["codebook"] = str(path.resolve().parent.parent / "codebooks" / f"{topic['name']}.yaml")
     return topic
+
+
+def holds_nothing(path: Path) -> bool:
+    """A file that is missing, empty or blank (its first 64 KiB read, not all of it)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return not handle.read(65536).strip()
+    except OSError:
+        return True
 
 
 def load_workflow_config(path: str | Path) -> dict:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from cmosynth.config import (ERROR, WARNING, Problem, _DefaultFillingValidator, _yaml_line,
-                             load_schema, parse_date, read_yaml, schema_problems)
+                             holds_nothing, load_schema, parse_date, read_yaml,
+                             schema_problems, with_derived_values)
 from cmosynth.errors import ConfigError
 from cmosynth.extract.codebook import load_codebook
 from cmosynth.screen.topicality import QuerySyntaxError, parse_query
+
 
 def _read(path: Path) -> tuple[Any, list[Problem]]:
     try:
@@ -49,7 +51,7 @@ def _file_problems(topic: dict, path: Path) -> list[Problem]:
         if not file.exists():
             problems.append(Problem(str(path), line, key, f"file not found: {name} (paths "
                                     "are relative to the folder you run from)"))
-        elif key == "search.imports" and not file.read_text("utf-8", errors="replace").strip():
+        elif key == "search.imports" and holds_nothing(file):
             problems.append(Problem(str(path), line, key, f"{name} is empty: it adds no "
                                     "records", WARNING))
     return problems
@@ -67,17 +69,13 @@ def check_topic(path: str | Path) -> tuple[dict | None, list[Problem]]:
     if problems:
         return None, problems
     _DefaultFillingValidator(schema).validate(data)  # fills every default in
-    topic = data
-    topic["_path"] = str(path)
-    if not topic.get("codebook"):
-        topic["codebook"] = str(path.resolve().parent.parent / "codebooks" / f"{topic['name']}.yaml")
+    topic = with_derived_values(data, path)
     pubmed = topic["search"]["pubmed"]
-    for key in ("mindate",):
-        try:
-            parse_date(pubmed[key], f"search.pubmed.{key}", path)
-        except ConfigError as error:
-            problems.append(Problem(str(path), _yaml_line(path, ["search", "pubmed", key]),
-                                    f"search.pubmed.{key}", str(error).split(": ", 2)[-1]))
+    try:
+        parse_date(pubmed["mindate"], "search.pubmed.mindate", path)
+    except ConfigError as error:
+        problems.append(Problem(str(path), _yaml_line(path, ["search", "pubmed", "mindate"]),
+                                "search.pubmed.mindate", str(error).split(": ", 2)[-1]))
     if not pubmed["query"].strip():
         problems.append(Problem(str(path), _yaml_line(path, ["search", "pubmed", "query"]),
                                 "search.pubmed.query", "the query is empty"))

@@ -8,6 +8,7 @@ can be rebuilt at any time without rerunning a stage.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -16,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from cmosynth import __version__
+from cmosynth.config import holds_nothing
 from cmosynth.dedup.match import RULE_DESCRIPTIONS
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
@@ -66,8 +68,6 @@ MANIFEST_PACKAGES = ("cmosynth", "snakemake", "requests", "lxml", "biopython", "
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
@@ -206,14 +206,6 @@ def _screen_summary(topic_dir: Path) -> dict:
     }
 
 
-def _holds_nothing(path: Path) -> bool:
-    """An import file that is missing or blank: the report says it added no records."""
-    try:
-        return not path.read_text("utf-8", errors="replace").strip()
-    except OSError:
-        return True
-
-
 def _dedup_summary(topic_dir: Path) -> dict:
     """Duplicates linked by each rule, and the pairs left for a reviewer, so that a
     reviewer sees which rule merged what and can check a sample of each."""
@@ -318,7 +310,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "counts": counts, "flow_svg": flow_svg,
         "search_runs": _search_runs(topic_dir),
         "new_in_latest_run": _new_in_latest_run(topic_dir, included),
-        "imports": [(Path(p).name, _holds_nothing(Path(p)))
+        "imports": [(Path(p).name, holds_nothing(Path(p)))
                     for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
         "dedup": _dedup_summary(topic_dir),
