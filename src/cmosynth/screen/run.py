@@ -183,11 +183,13 @@ def awaits_reviewer(item: Screening) -> bool:
 
 
 def machine_made_sentence(included: int, undecided: int, total: int) -> str:
-    return (f"Screening was machine-made: no reviewer screened these records. The "
-            f"{included:,} of {total:,} records whose title or abstract satisfies the topic's "
-            f"search query were included; {undecided:,} that satisfy it only partly or only "
-            f"through index terms wait for a reviewer; the rest were excluded. A reviewer "
-            f"should check the inclusions.")
+    were = "was" if included == 1 else "were"
+    wait = "waits" if undecided == 1 else "wait"
+    return (f"Screening was machine-made: no reviewer screened these records. Of {total:,} "
+            f"records, the {included:,} whose title or abstract satisfies the topic's search "
+            f"query {were} included; {undecided:,} that the query cannot settle (satisfied "
+            f"only in part or only through index terms, or without an abstract) {wait} for a "
+            f"reviewer; the rest were excluded. A reviewer should check the inclusions.")
 
 
 def screen_topic(topic: dict, outputs: str | Path = "outputs") -> dict:
