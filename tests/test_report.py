@@ -244,3 +244,17 @@ def test_an_empty_import_is_named_in_the_report(topic_dir, tmp_path):
              "search": {"imports": [str(empty)]}, "_path": "tiny.yaml"}
     html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
     assert "<code>embase.ris</code> (<strong>empty: it added no records</strong>)" in html
+
+
+def test_a_table_longer_than_a_sheet_is_cut_with_a_note_naming_the_csv():
+    import pandas as pd
+
+    from cmosynth.report.workbook import fit_sheet
+
+    frame = pd.DataFrame({"record_id": [f"pmid:{n}" for n in range(10)], "score": ["1"] * 10})
+    cut = fit_sheet(frame, "dedup/pairs_to_review.csv", rows=6)
+    assert len(cut) == 5 and list(cut["record_id"][:4]) == ["pmid:0", "pmid:1", "pmid:2",
+                                                           "pmid:3"]
+    assert cut["record_id"].iloc[-1] == ("... 6 more rows: the whole table is "
+                                         "dedup/pairs_to_review.csv")
+    assert fit_sheet(frame, "x.csv", rows=11) is frame

@@ -31,6 +31,22 @@ def _search_log_frame(topic_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Rows an Excel sheet holds, header included.
+EXCEL_ROWS = 1_048_576
+
+
+def fit_sheet(frame: pd.DataFrame, source: str, rows: int = EXCEL_ROWS) -> pd.DataFrame:
+    """The table, or as much of it as a sheet holds with a last row saying how many rows
+    are left out and where the whole table is: Excel refuses larger sheets."""
+    if len(frame) < rows:
+        return frame
+    kept = frame.head(rows - 2).copy()
+    note = {column: "" for column in frame.columns}
+    note[frame.columns[0]] = (f"... {len(frame) - len(kept):,} more rows: the whole table "
+                              f"is {source}")
+    return pd.concat([kept, pd.DataFrame([note])], ignore_index=True)
+
+
 def write_review_workbook(topic_dir: Path, counts: PrismaCounts, path: Path) -> None:
     """Write the workbook atomically; columns are sized to their content for reading."""
     sheets = {"PRISMA": pd.DataFrame(prisma_csv_rows(counts))[["data", "description", "n"]],
@@ -38,7 +54,8 @@ def write_review_workbook(topic_dir: Path, counts: PrismaCounts, path: Path) -> 
     for name, relative in _TABLES:
         source = topic_dir / relative
         if source.exists() and source.stat().st_size:
-            sheets[name] = pd.read_csv(source, dtype=str, keep_default_na=False)
+            sheets[name] = fit_sheet(pd.read_csv(source, dtype=str, keep_default_na=False),
+                                     relative)
     with atomic_write(path, "wb") as handle:
         with pd.ExcelWriter(handle, engine="openpyxl") as writer:
             for name, frame in sheets.items():
