@@ -27,7 +27,6 @@ $BIB_DEDUPE_PYTHON) in a subprocess on the same records, in the same run.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import os
@@ -46,8 +45,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CMOSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))
-HARD_CASES = REPO / "tests" / "fixtures" / "dedup" / "hard_cases.csv"
 RATHBONE_SETS = ("stroke", "cytology_screening")
+sys.path.insert(0, str(REPO / "tests"))  # the hard cases' loader
 BIB_DEDUPE_PYTHON = Path(os.environ.get("BIB_DEDUPE_PYTHON",
                                         "/work/bench-venvs/bib-dedupe/bin/python"))
 #: The grid the leave-one-set-out choice searches (the other thresholds stay as shipped).
@@ -167,19 +166,14 @@ def copper_set() -> LabelledSet | str:
 
 
 def hard_case_set() -> LabelledSet:
-    from cmosynth.records import new_record
+    from dedup_cases import hard_case_rows, hard_cases
 
-    with open(HARD_CASES, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    records = [new_record(
-        row["source"], source_id=row["ID"], title=row["title"] or None,
-        authors=[a.strip() for a in row["authors"].split(";") if a.strip()],
-        journal=row["journal"] or None, year=row["year"] or None, volume=row["volume"] or None,
-        issue=row["issue"] or None, pages=row["pages"] or None, doi=row["doi"] or None,
-        pmid=row["pmid"] or None) for row in rows]
-    return LabelledSet("hard_cases", records, {row["ID"]: row["gold"] for row in rows},
-                       note=f"{len(rows)} records written for the project "
-                            f"({len({r['case'] for r in rows})} kinds of hard case)")
+    cases = hard_cases()
+    kinds = {row["case"] for row in hard_case_rows()}
+    return LabelledSet("hard_cases", [record for record, _ in cases],
+                       {record["source_id"]: gold for record, gold in cases},
+                       note=f"{len(cases)} records written for the project "
+                            f"({len(kinds)} kinds of hard case)")
 
 
 def labelled_sets() -> list[LabelledSet]:

@@ -20,6 +20,7 @@ from cmosynth.dedup.normalise import (author_key, journals_match, normalise_jour
 from cmosynth.errors import InputError
 from cmosynth.records import new_record, read_records, write_records
 from conftest import shared_path
+from dedup_cases import hard_cases
 
 WORDS = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=10)
 
@@ -292,18 +293,6 @@ def test_identical_long_titles_without_authors_in_one_journal_year_are_linked():
                 "the hemolytic uremic syndrome.", **fields)
     result, _ = run(a, b)
     assert same_group(result, "1", "2")
-
-
-def hard_cases() -> list[tuple[dict, str]]:
-    with open(Path(__file__).parent / "fixtures" / "dedup" / "hard_cases.csv",
-              encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [(new_record(row["source"], source_id=row["ID"], title=row["title"] or None,
-                        authors=[a.strip() for a in row["authors"].split(";") if a.strip()],
-                        journal=row["journal"] or None, year=row["year"] or None,
-                        volume=row["volume"] or None, issue=row["issue"] or None,
-                        pages=row["pages"] or None, doi=row["doi"] or None,
-                        pmid=row["pmid"] or None), row["gold"]) for row in rows]
 
 
 def test_hard_cases_are_linked_exactly_as_labelled():

@@ -327,6 +327,15 @@ def _run_new_topic(args) -> int:
 
 
 # --- run -----------------------------------------------------------------------------
+def _add_workflow_arguments(p: argparse.ArgumentParser, until_help: str) -> None:
+    """The arguments `run` and `update` share: the topic, until, cores and the lock wait."""
+    _add_topic_arguments(p)
+    p.add_argument("--until", default=None, help=until_help)
+    p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another run of the topic to end (default: 0)")
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run one topic's whole workflow and summarise it",
                        description="Check the topic, then run every stage for it through "
@@ -334,13 +343,8 @@ def _add_run(sub) -> None:
                        "what changed reruns), showing each stage's progress, and end with a "
                        "summary. A failing step prints its own one-line error. Plain "
                        "`snakemake --cores N` still runs every topic in config/config.yaml.")
-    _add_topic_arguments(p)
-    p.add_argument("--until", default=None,
-                   help="last Entrez date of the search, YYYY-MM-DD (default: today)")
-    p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
+    _add_workflow_arguments(p, "last Entrez date of the search, YYYY-MM-DD (default: today)")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run")
-    p.add_argument("--wait", type=float, default=0.0,
-                   help="seconds to wait for another run of the topic to end (default: 0)")
     p.set_defaults(run=_run_run)
 
 
@@ -353,12 +357,7 @@ def _add_update(sub) -> None:
                        "reviewer decision and coding, and rerun only what changed. Earlier "
                        "runs are never rewritten; report/new_records.csv and the report list "
                        "what is new. Two updates of one topic never run at once.")
-    _add_topic_arguments(p)
-    p.add_argument("--until", default=None,
-                   help="last Entrez date of the new run, YYYY-MM-DD (default: today)")
-    p.add_argument("--cores", type=int, default=1, help="parallel jobs (default: 1)")
-    p.add_argument("--wait", type=float, default=0.0,
-                   help="seconds to wait for another run of the topic to end (default: 0)")
+    _add_workflow_arguments(p, "last Entrez date of the new run, YYYY-MM-DD (default: today)")
     p.set_defaults(run=_run_update)
 
 
