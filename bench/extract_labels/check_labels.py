@@ -38,8 +38,9 @@ ABSTRACT_SCHEMA = {
     "required": ["id", "source", "split", "title", "sentences"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": r"^(bib:\S+|pmid:[0-9]+)$"},
-        "source": {"type": "string", "pattern": r"^(corpus_autism_research\.bib|medline/\S+)$"},
+        "id": {"type": "string", "pattern": r"^(bib:\S+|pmid:[0-9]+|wos:WOS:[0-9]+|dh:[0-9]+)$"},
+        "source": {"type": "string", "pattern": r"^(corpus_autism_research\.bib|medline/\S+|"
+                   r"intervention-development-wos/savedrecs\.bib|digital-health-kb/metadata\.json)$"},
         "split": {"enum": list(SPLITS)},
         "annotator": {"type": "string", "minLength": 1},
         "title": {"type": "string", "minLength": 1},
@@ -58,8 +59,25 @@ ABSTRACT_SCHEMA = {
                 },
             },
         },
+        "cmocs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["c", "m", "o", "summary"],
+                "additionalProperties": False,
+                "properties": {
+                    **{element: {"type": "array", "uniqueItems": True,
+                                 "items": {"type": "integer", "minimum": 0}}
+                       for element in ("c", "m", "o")},
+                    "summary": {"type": "string", "minLength": 1},
+                },
+            },
+        },
     },
 }
+#: Sources of the third batch: id prefix -> file under corpus/ (read with cmosynth's reader).
+NEW_SOURCES = {"wos": "intervention-development-wos/savedrecs.bib",
+               "dh": "digital-health-kb/metadata.json"}
 
 
 def normalise(text: str) -> str:
@@ -96,9 +114,26 @@ def medline_abstract(relative: str, pmid: str) -> tuple[str, tuple[str | None, .
     return None
 
 
+@cache
+def new_source_abstracts(kind: str) -> dict[str, str]:
+    """Abstracts of a third-batch source by id, read in place as new_batch3.py read them."""
+    path = SHARED_DATA / "corpus" / NEW_SOURCES[kind]
+    if kind == "dh":
+        papers = json.loads(path.read_text("utf-8"))["papers"]
+        return {paper["id"]: paper["abstract"] for paper in papers if paper.get("abstract")}
+    from cmosynth.imports import read_records_file
+    return {record["source_id"]: record.get("abstract") or ""
+            for record in read_records_file(path, format="bibtex")}
+
+
 def source_abstract(record: dict) -> tuple[str, tuple[str | None, ...]] | str:
     """The abstract a labelled record was cut from, or a message saying why it is missing."""
     kind, _, key = record["id"].partition(":")
+    if kind in NEW_SOURCES:
+        if record["source"] != NEW_SOURCES[kind]:
+            return f"{kind} id with source {record['source']!r}, expected {NEW_SOURCES[kind]!r}"
+        abstract = new_source_abstracts(kind).get(key)
+        return (abstract, ()) if abstract else f"no abstract under id {key!r} in {record['source']}"
     if kind == "bib":
         if record["source"] != LABELLED_BIB:
             return f"bib id with source {record['source']!r}, expected {LABELLED_BIB!r}"
@@ -190,12 +225,30 @@ def coverage_problems(record: dict, abstract: str, labels: tuple[str | None, ...
     return problems
 
 
+def cmoc_problems(record: dict) -> list[str]:
+    """Each configuration names at least two elements, by sentences carrying those roles."""
+    problems = []
+    sentences = record["sentences"]
+    for number, cmoc in enumerate(record.get("cmocs", []), start=1):
+        if sum(bool(cmoc[element]) for element in "cmo") < 2:
+            problems.append(f"configuration {number} has fewer than two elements")
+        for element, role in zip("cmo", ROLES, strict=True):
+            for index in cmoc[element]:
+                if index >= len(sentences):
+                    problems.append(f"configuration {number}: {element} index {index} is past "
+                                    f"the last sentence ({len(sentences) - 1})")
+                elif role not in sentences[index]["roles"]:
+                    problems.append(f"configuration {number}: sentence {index} is its {role} "
+                                    f"but is not labelled {role}")
+    return problems
+
+
 def check_record(record: dict, held_out: set[str]) -> list[str]:
     validator = jsonschema.Draft202012Validator(ABSTRACT_SCHEMA)
     errors = [error.message for error in validator.iter_errors(record)]
     if errors:
         return errors
-    problems = held_out_problems(record, held_out)
+    problems = held_out_problems(record, held_out) + cmoc_problems(record)
     found = source_abstract(record)
     if isinstance(found, str):
         return problems + [found]
