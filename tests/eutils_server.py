@@ -7,7 +7,9 @@ retmax, or an id list) answering with real `PubmedArticle` elements taken from
 ../shared/data (or PMC JATS for db=pmc). Like PubMed it refuses `retstart` > 9998.
 
 Every search term matches the whole corpus except words listed in `unknown_phrases`; the
-date window (all date types read the Entrez date) decides what a search finds.
+date window decides what a search finds: `mdat` reads an article's modification date (its
+Entrez date until `server.revise(...)` changes the record), the other date types read the
+Entrez date.
 
 Faults can be scheduled (`server.fail(...)`): 429 with Retry-After, 500/502/503,
 connection reset, a stall beyond the client's timeout, an HTTP 200 carrying `<ERROR>`,
@@ -79,6 +81,11 @@ class Article:
     pmid: str
     entrez_date: dt.date
     xml: bytes = field(repr=False)
+    modified: dt.date | None = None     # PubMed's [mdat]; the Entrez date when None
+
+    @property
+    def modification_date(self) -> dt.date:
+        return self.modified or self.entrez_date
 
 
 def _articles_in(path: Path) -> list[Article]:
@@ -288,6 +295,17 @@ class EutilsServer:
         with self._lock:
             self._history.clear()
 
+    def revise(self, pmid: str, on: dt.date, title: str) -> Article:
+        """PubMed revises a record: a new ArticleTitle and a modification date `on`."""
+        with self._lock:
+            old = self._by_pmid[pmid]
+            node = etree.fromstring(old.xml)
+            node.find(".//Article/ArticleTitle").text = title
+            new = Article(pmid, old.entrez_date, etree.tostring(node, encoding="UTF-8"), on)
+            self.articles[self.articles.index(old)] = new
+            self._by_pmid[pmid] = new
+            return new
+
     def add_articles(self, articles) -> None:
         with self._lock:
             self.articles.extend(articles)
@@ -371,8 +389,10 @@ class EutilsServer:
         """PMIDs in the date window, newest first as PubMed lists them."""
         low = _parse_date(params["mindate"], False) if params.get("mindate") else dt.date.min
         high = _parse_date(params["maxdate"], True) if params.get("maxdate") else dt.date.max
+        modified = params.get("datetype") == "mdat"
         with self._lock:
-            found = [a for a in self.articles if low <= a.entrez_date <= high]
+            found = [a for a in self.articles
+                     if low <= (a.modification_date if modified else a.entrez_date) <= high]
         found.sort(key=lambda a: (a.entrez_date, int(a.pmid)), reverse=True)
         return [a.pmid for a in found]
 

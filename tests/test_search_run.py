@@ -3,6 +3,7 @@ update, resume after an interruption, the 9,999-record cap, the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import itertools
@@ -134,6 +135,38 @@ def test_update_fetches_only_from_the_last_runs_end(clone_server, tmp_path):
     log = json.loads((update / "search_log.json").read_text("utf-8"))
     assert log["update_of"] == first.name
     assert (first / "search_log.json").exists()  # the first run is kept as it was
+
+
+def test_update_refreshes_records_pubmed_revised_and_adds_newly_matching_ones(
+        clone_server, tmp_path):
+    topic = topic_for(tmp_path)
+    first = search_topic(topic, tmp_path / "out", dt.date(2024, 1, 31))
+    revised_pmid = pmids_in(first / "records.jsonl")[0]
+    clone_server.revise(revised_pmid, dt.date(2024, 2, 10), "A revised title")
+    templates = load_real_articles(shared_path("medline").parent)
+    # Entered within the first run's window but matching the query only now (as when
+    # PubMed indexes a record with a MeSH term of the query), and one entered before the
+    # review's first day: both revised within the update's window.
+    late, early = clone_articles(templates, 2, first_pmid=96_000_001, start=dt.date(2024, 1, 15))
+    early = dataclasses.replace(early, entrez_date=dt.date(2023, 6, 1),
+                                xml=early.xml.replace(b"<Year>2024</Year>", b"<Year>2023</Year>"))
+    clone_server.add_articles([dataclasses.replace(late, modified=dt.date(2024, 2, 12)),
+                               dataclasses.replace(early, modified=dt.date(2024, 2, 12))])
+
+    update = search_topic(topic, tmp_path / "out", UNTIL)
+    log = json.loads((update / "search_log.json").read_text("utf-8"))
+    assert log["revisions"]["refreshed"] == 1
+    assert log["revisions"]["new"] == 1
+    assert log["revisions"]["entered_before_first_day"] == 1
+    union = list(read_records(update.parent / "records.jsonl"))
+    assert [r["pmid"] for r in union].count(revised_pmid) == 1, "refreshed, not duplicated"
+    assert next(r for r in union if r["pmid"] == revised_pmid)["title"] == "A revised title"
+    assert late.pmid in {r["pmid"] for r in union}
+    assert early.pmid not in {r["pmid"] for r in union}, "before the review's first day"
+    first_titles = {r["pmid"]: r["title"] for r in read_records(first / "records.jsonl")}
+    assert first_titles[revised_pmid] != "A revised title", "the earlier run is not rewritten"
+    repeated = search_topic(topic, tmp_path / "out", UNTIL)
+    assert repeated == update and list(read_records(update.parent / "records.jsonl")) == union
 
 
 def test_changed_query_starts_a_new_series_of_runs(clone_server, tmp_path):

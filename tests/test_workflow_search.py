@@ -104,6 +104,8 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
     search = tmp_path / "outputs" / "tiny" / "search"
     (first_run,) = [p.parent for p in search.glob("*/search_log.json")]
     before = file_hashes(first_run)
+    # PubMed revises a record the reviewer included: the update refreshes it.
+    clone_server.revise(first_ids[0], dt.date(2024, 2, 1), "A title PubMed revised")
 
     update = cmosynth("update", str(topic), "--until", "2024-02-05")
     assert update.returncode == 0, update.stderr[-3000:]
@@ -118,6 +120,11 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
     assert {r["pmid"] for r in new} == expected_new
     records = [r["pmid"] for r in read_records(search / "records.jsonl")]
     assert len(records) == len(set(records)), "the overlap day is not duplicated"
+    deduplicated = {r["record_id"]: r for r in read_records(search.parent / "dedup" / "records.jsonl")}
+    assert deduplicated[f"pmid:{first_ids[0]}"]["title"] == "A title PubMed revised"
+    assert not deduplicated[f"pmid:{first_ids[0]}"].get("duplicate_of")
+    assert "1 record that PubMed revised since was refreshed" in " ".join(
+        (search.parent / "report" / "index.html").read_text("utf-8").split())
 
     # A second update while another holds the topic's lock: refused at once, or waits.
     lock = FileLock(search.parent / ".cmosynth.lock")

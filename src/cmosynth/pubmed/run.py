@@ -4,7 +4,9 @@ A run is one Entrez-date window (`<outputs>/<topic>/search/<mindate>_<maxdate>_<
 holding every raw response (`raw/`, gzip, named by request), the records parsed from them
 (`records.jsonl`) and `search_log.json`, written last, which marks the run complete.
 The first run covers the topic's `mindate` to `until`; each later run (an update) covers
-the previous run's last day to `until`. Runs are never overwritten: repeating a run reads
+the previous run's last day to `until`, and also fetches the records of the query that
+PubMed revised in that window ([mdat]): an earlier record revised since is refreshed (the
+latest run's version wins in the union), one that only now matches the query is new. Runs are never overwritten: repeating a run reads
 its raw responses and sends nothing, and an interrupted run resumes with the batches
 whose raw responses are missing. `search/records.jsonl` unites every run of the query.
 """
@@ -158,6 +160,16 @@ def plan_window(topic: dict, runs: list[dict], until: dt.date) -> tuple[Window, 
     return Window(latest_end, until), latest["run"]
 
 
+def earlier_record_ids(search_dir: Path, qhash: str, run: str) -> set[str]:
+    """Record ids the other completed runs of the query retrieved."""
+    ids: set[str] = set()
+    for entry in completed_runs(search_dir, qhash):
+        if entry["run"] != run:
+            with open(search_dir / entry["run"] / RECORDS, encoding="utf-8") as handle:
+                ids.update(json.loads(line)["record_id"] for line in handle if line.strip())
+    return ids
+
+
 def completed_runs(search_dir: Path, qhash: str) -> list[dict]:
     """Search logs of the finished runs of this query, oldest window end first."""
     logs = []
@@ -228,6 +240,7 @@ class SearchRun:
         #: while the next batch is on its way, so the run ends soon after its last request.
         self.records: dict[str, tuple[tuple, str]] = {}
         self.split_checks: list[dict] = []
+        self.prefix = ""   # of raw file names: "mdat_" while fetching revised records
         self.started = _now()
         self.requests_before = client.stats["requests"]
 
@@ -249,18 +262,58 @@ class SearchRun:
             if piece.retrieved < piece.search.count:
                 log.warning("%s: PubMed counted %d records but served %d",
                             piece.window.label, piece.search.count, piece.retrieved)
+        revisions = self.fetch_revisions() if self.revisions_apply() else None
         with atomic_write(self.run_dir / RECORDS) as out:
             out.writelines(line for _, line in sorted(self.records.values()))
-        write_json(self.run_dir / SEARCH_LOG, self.search_log(whole, slices))
+        write_json(self.run_dir / SEARCH_LOG, {**self.search_log(whole, slices),
+                                               "revisions": revisions})
         log.info("run %s: %d records from %d slices", self.run_dir.name, len(self.records),
                  len(slices))
         return self.run_dir
+
+    # --- records PubMed revised since the last run ------------------------------------
+    def revisions_apply(self) -> bool:
+        """An update by Entrez date also looks for revisions (a first run has all records
+        as they are; a search by modification date finds them anyway)."""
+        return self.previous is not None and self.date_type == "edat"
+
+    def fetch_revisions(self) -> dict:
+        """Fetch the query's records modified in the window ([mdat]) that the Entrez-date
+        search did not return, and count which an earlier run had (refreshed) and which
+        are new to the review (e.g. newly indexed with a MeSH term of the query)."""
+        found_by_entry = set(self.records)
+        self.date_type, self.prefix = "mdat", "mdat_"
+        try:
+            whole = self.esearch(self.window)
+            slices = self.slices(self.window, whole)
+            with Progress(f"PubMed revisions {self.window.label}",
+                          total=sum(s.search.count for s in slices)) as progress:
+                self.fetch_all(slices, progress)
+        finally:
+            self.date_type, self.prefix = "edat", ""
+        revised = set(self.records) - found_by_entry
+        first_day = parse_date(self.settings["mindate"], "search.pubmed.mindate").isoformat()
+        before = {record_id for record_id in revised
+                  if (json.loads(self.records[record_id][1]).get("entrez_date") or first_day)
+                  < first_day}
+        for record_id in before:   # entered PubMed before the review's first day
+            del self.records[record_id]
+        revised -= before
+        earlier = earlier_record_ids(self.run_dir.parent, self.qhash, self.run_dir.name)
+        refreshed = len(revised & earlier)
+        log.info("PubMed revisions: %d records of the query modified from %s to %s; %d an "
+                 "earlier run had (refreshed), %d new to the review, %d entered before %s "
+                 "(left out)", whole.count, *self.window.ncbi(), refreshed,
+                 len(revised) - refreshed, len(before), first_day)
+        return {"date_field": DATE_FIELDS["mdat"], "count": whole.count,
+                "retrieved": sum(s.retrieved for s in slices), "refreshed": refreshed,
+                "new": len(revised) - refreshed, "entered_before_first_day": len(before)}
 
     # --- searching -------------------------------------------------------------------
     def esearch(self, window: Window) -> EsearchResult:
         """The window's esearch, from its raw response if one was kept (no request)."""
         mindate, maxdate = window.ncbi()
-        path = self.raw_dir / f"esearch_{window.label}.xml.gz"
+        path = self.raw_dir / f"esearch_{self.prefix}{window.label}.xml.gz"
         if path.exists():
             params = esearch_params(self.query, mindate=mindate, maxdate=maxdate,
                                     datetype=self.date_type)
@@ -271,7 +324,7 @@ class SearchRun:
         return result
 
     def keep_search(self, window: Window, result: EsearchResult) -> None:
-        keep_raw(self.raw_dir / f"esearch_{window.label}.xml.gz", result.raw)
+        keep_raw(self.raw_dir / f"esearch_{self.prefix}{window.label}.xml.gz", result.raw)
 
     def slices(self, window: Window, result: EsearchResult) -> list[Slice]:
         """Halve the window until every part fits `max_per_slice` (PubMed serves 9,999)."""
@@ -295,7 +348,7 @@ class SearchRun:
 
     # --- fetching --------------------------------------------------------------------
     def batch_path(self, window: Window, retstart: int) -> Path:
-        return self.raw_dir / f"efetch_{window.label}_{retstart}.xml.gz"
+        return self.raw_dir / f"efetch_{self.prefix}{window.label}_{retstart}.xml.gz"
 
     def fetch_all(self, slices: list[Slice], progress: Progress) -> None:
         """Read every stored batch, then fetch the missing ones, slice after slice."""
@@ -349,7 +402,7 @@ class SearchRun:
 
     def restart_slice(self, piece: Slice, fresh: EsearchResult) -> None:
         """The stored batches no longer line up with PubMed's result: drop and refetch."""
-        for path in self.raw_dir.glob(f"efetch_{piece.window.label}_*.xml.gz"):
+        for path in self.raw_dir.glob(f"efetch_{self.prefix}{piece.window.label}_*.xml.gz"):
             path.unlink()
         for record_id in piece.record_ids:
             self.records.pop(record_id, None)

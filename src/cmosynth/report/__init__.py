@@ -157,6 +157,7 @@ def _new_in_latest_run(topic_dir: Path, included: list[dict]) -> dict | None:
     included_new = sorted((r for r in included if r.get("pmid") in new),
                           key=lambda r: r["record_id"])
     return {"run": entry["run"], "until": entry["window"]["maxdate"], "new_records": len(new),
+            "refreshed": (entry.get("revisions") or {}).get("refreshed", 0),
             "included": [{"title": r.get("title") or "", "cite": _cite(r, r["record_id"])}
                          for r in included_new]}
 
