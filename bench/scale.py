@@ -87,6 +87,18 @@ def peak_job(topic_dir: Path) -> tuple[str, float]:
     return name, rss / 1024
 
 
+def stage_seconds(topic_dir: Path, since: float = 0.0) -> dict[str, float]:
+    """Wall seconds of each job that ran after `since` (its benchmark file's mtime)."""
+    out = {}
+    for path in sorted((topic_dir / "benchmarks").glob("*.tsv")):
+        if path.stat().st_mtime >= since:
+            with open(path, encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle, delimiter="\t"))
+            if rows:
+                out[path.stem] = float(rows[-1]["s"])
+    return out
+
+
 def one_size(count: int, base: list[dict], server_url: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -101,12 +113,16 @@ def one_size(count: int, base: list[dict], server_url: str) -> dict:
         env = {**os.environ, "NCBI_EUTILS_URL": server_url, "CMOSYNTH_NCBI_RATE": "50",
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         first, summary = cmosynth_run(work, topic, env)
-        job, peak_gb = peak_job(work / "outputs" / "scale")
+        topic_dir = work / "outputs" / "scale"
+        job, peak_gb = peak_job(topic_dir)
+        first_stages = stage_seconds(topic_dir)
         noop, _ = cmosynth_run(work, topic, env)
         write_import(export, base, count + count // 100)
+        started = time.time()
         update, _ = cmosynth_run(work, topic, env)
         return {"records": count, "first": first, "peak_job": job, "peak_gb": peak_gb,
-                "noop": noop, "update": update, "summary": summary}
+                "noop": noop, "update": update, "summary": summary,
+                "stages": first_stages, "update_stages": stage_seconds(topic_dir, started)}
 
 
 def main() -> int:
@@ -137,6 +153,9 @@ def main() -> int:
             print(f"{size:>10,}{result['first']:>13.1f}{growth:>8}{result['peak_job']:>18}"
                   f"{result['peak_gb']:>9.2f}{result['noop']:>9.1f}{result['update']:>15.1f}"
                   f"{result['update'] / result['first']:>14.2f}", flush=True)
+            stages = "; ".join(f"{name} {seconds:.1f}/{result['update_stages'].get(name, 0):.1f}"
+                               for name, seconds in result["stages"].items())
+            print(f"{'':>10}stage s, first/update: {stages}", flush=True)
             previous = result
     print("targets: 100,000 records < 900 s; no-op rerun < 5 s; +1 % update < 0.10 of the "
           "first run")

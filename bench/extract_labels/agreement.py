@@ -23,8 +23,11 @@ from pathlib import Path
 from cmosynth.extract.coding import role_agreement
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from check_labels import SOURCE_GROUPS, source_group  # noqa: E402
 #: (batch, split) groups to report; "all" joins both splits of the batch.
-GROUPS = (("batch1", "dev"), ("batch1", "test"), ("batch1", "all"), ("batch2", "test"))
+GROUPS = (("batch1", "dev"), ("batch1", "test"), ("batch1", "all"), ("batch2", "test"),
+          ("batch3", "test"))
 
 
 def load(path: Path) -> list[dict]:
@@ -32,8 +35,9 @@ def load(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, str, set, set]]:
-    """(batch, split, roles_1, roles_2) per sentence; exits if the two files do not align."""
+def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, str, str, set, set]]:
+    """(batch, split, source group, roles_1, roles_2) per sentence; exits if the two files
+    do not align."""
     problems: list[str] = []
     twice = {d["id"] for d in second}
     first = [d for d in first if d["id"] in twice]
@@ -54,7 +58,7 @@ def paired_sentences(first: list[dict], second: list[dict]) -> list[tuple[str, s
                 problems.append(f"{a['id']} sentence {i}: text or section differs")
                 continue
             batch = a.get("annotator", "batch1").partition("-")[0]
-            pairs.append((batch, a["split"], set(x["roles"]), set(y["roles"])))
+            pairs.append((batch, a["split"], source_group(a), set(x["roles"]), set(y["roles"])))
     if problems:
         print("The two annotation files do not have the same sentences:", file=sys.stderr)
         for p in problems:
@@ -69,13 +73,16 @@ def main(argv: list[str]) -> int:
     pairs = paired_sentences(load(first_path), load(second_path))
     print(f"annotator 1: {first_path.name}   annotator 2: {second_path.name}")
     print("P/R/F1 of annotator 2 against annotator 1; kappa = Cohen's kappa per role\n")
-    for batch, split in GROUPS:
-        sub = [p for p in pairs if p[0] == batch and split in ("all", p[1])]
+    groups = [(f"{batch} {split}", [p for p in pairs if p[0] == batch and split in ("all", p[1])])
+              for batch, split in GROUPS]
+    groups += [(f"batch3 test, {source}", [p for p in pairs if p[:3] == ("batch3", "test", source)])
+               for source in SOURCE_GROUPS]
+    for name, sub in groups:
         if not sub:
             continue
         any1 = sum(bool(r1) for *_, r1, _ in sub)
         any2 = sum(bool(r2) for *_, r2 in sub)
-        print(f"[{batch} {split}] {len(sub)} sentences; any role: annotator 1 {any1}, "
+        print(f"[{name}] {len(sub)} sentences; any role: annotator 1 {any1}, "
               f"annotator 2 {any2}")
         print(f"  {'role':<10} {'n1':>4} {'n2':>4} {'both':>4} {'P':>6} {'R':>6} {'F1':>6} {'kappa':>6}")
         agreed = role_agreement([r1 for *_, r1, _ in sub], [r2 for *_, r2 in sub])

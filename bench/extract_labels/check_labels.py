@@ -126,6 +126,29 @@ def new_source_abstracts(kind: str) -> dict[str, str]:
             for record in read_records_file(path, format="bibtex")}
 
 
+@cache
+def wos_journals() -> dict[str, str]:
+    from cmosynth.imports import read_records_file
+    path = SHARED_DATA / "corpus" / NEW_SOURCES["wos"]
+    return {record["source_id"]: (record.get("journal") or "").upper()
+            for record in read_records_file(path, format="bibtex")}
+
+
+#: The kinds of text the labels come from, for figures by source (leave one source out).
+SOURCE_GROUPS = ("autism", "medline", "implementation-science", "pilot-feasibility",
+                 "digital-health")
+
+
+def source_group(record: dict) -> str:
+    """Which kind of text a labelled abstract is: its corpus, and for the Web of Science
+    export its journal (Implementation Science or Pilot and Feasibility Studies)."""
+    kind, _, key = record["id"].partition(":")
+    if kind == "wos":
+        journal = wos_journals().get(key, "")
+        return "implementation-science" if journal == "IMPLEMENTATION SCIENCE" else "pilot-feasibility"
+    return {"bib": "autism", "pmid": "medline", "dh": "digital-health"}[kind]
+
+
 def source_abstract(record: dict) -> tuple[str, tuple[str | None, ...]] | str:
     """The abstract a labelled record was cut from, or a message saying why it is missing."""
     kind, _, key = record["id"].partition(":")
