@@ -247,14 +247,10 @@ def test_an_empty_import_is_named_in_the_report(topic_dir, tmp_path):
 
 
 def test_a_table_longer_than_a_sheet_is_cut_with_a_note_naming_the_csv():
-    import pandas as pd
-
     from cmosynth.report.workbook import fit_sheet
 
-    frame = pd.DataFrame({"record_id": [f"pmid:{n}" for n in range(10)], "score": ["1"] * 10})
-    cut = fit_sheet(frame, "dedup/pairs_to_review.csv", rows=6)
-    assert len(cut) == 5 and list(cut["record_id"][:4]) == ["pmid:0", "pmid:1", "pmid:2",
-                                                           "pmid:3"]
-    assert cut["record_id"].iloc[-1] == ("... 6 more rows: the whole table is "
-                                         "dedup/pairs_to_review.csv")
-    assert fit_sheet(frame, "x.csv", rows=11) is frame
+    rows = [["record_id", "score"]] + [[f"pmid:{n}", "1"] for n in range(10)]
+    cut = list(fit_sheet(rows, "dedup/pairs_to_review.csv", limit=6))
+    assert len(cut) == 6 and cut[:5] == rows[:5]
+    assert cut[-1] == ["... 6 more rows: the whole table is dedup/pairs_to_review.csv"]
+    assert list(fit_sheet(rows, "x.csv", limit=11)) == rows

@@ -64,7 +64,7 @@ def report_topic(topic: dict, outputs: Path) -> Path:
 #: The libraries whose versions decide what a run produces.
 MANIFEST_PACKAGES = ("cmosynth", "snakemake", "requests", "lxml", "biopython", "rapidfuzz",
                      "numpy", "scipy", "scikit-learn", "pandas", "jsonschema", "pyyaml",
-                     "jinja2", "openpyxl")
+                     "jinja2", "xlsxwriter")
 
 
 def _sha256(path: Path) -> str | None:
