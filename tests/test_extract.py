@@ -220,12 +220,32 @@ def test_a_clause_too_slight_to_stand_alone_is_not_quoted_alone(codebook):
             "well-being than their peers.")
     assert "context" not in clause_spans(text)
     [coded] = coded_text(text, [{"context": 0.6, "outcome": 0.7}])
-    [config] = link_configurations([coded], codebook)
-    assert config.elements["context"].quote == text
+    # Without clauses to tell its two roles apart, the sentence is quoted whole and stands
+    # for one element only: alone in its text it makes no configuration.
+    assert link_configurations([coded], codebook) == []
+    assert coded.elements["context"].quote == coded.elements["outcome"].quote == text
     spans = clause_spans("This is achieved through protected time for joint meetings.")
     assert set(spans) == {"mechanism"}      # "This is achieved" is no outcome quote
     kept = clause_spans("During the COVID-19 outbreak, families relied on peer support.")
     assert set(kept) == {"context"}
+
+
+def test_one_sentence_stands_for_two_elements_only_when_its_clauses_do(codebook):
+    text = ("Staff felt valued and stayed in post. Waiting times for families fell. "
+            "Protected time for joint meetings built trust, which led to better communication.")
+    coded = coded_text(text, [{"mechanism": 0.8, "outcome": 0.6}, {"outcome": 0.7},
+                              {"mechanism": 0.7, "outcome": 0.7}])
+    configurations = link_configurations(coded, codebook)
+    quotes = [{r: e.quote for r, e in c.elements.items()} for c in configurations]
+    first = "Staff felt valued and stayed in post."
+    # The first sentence has no clauses to tell its roles apart: it is the mechanism (its
+    # stronger role), and the outcome comes from another sentence.
+    assert {"mechanism": first, "outcome": "Waiting times for families fell."} in quotes
+    assert not any(q.get("mechanism") == first and q.get("outcome") == first for q in quotes)
+    # The third splits at "which led to": one CMOC of its two clauses.
+    split = [c for c in configurations if c.shares_a_sentence]
+    assert [(c.elements["mechanism"].quote, c.elements["outcome"].quote) for c in split] == [
+        ("Protected time for joint meetings built trust, which", "led to better communication")]
 
 
 def coded_text(text: str, roles: list[dict[str, float]]) -> list[CodedSentence]:
@@ -411,3 +431,22 @@ def test_embeddings_code_sentences_without_cue_phrases(codebook):
     best, score = coder.similarities("Partners came to rely on each other's good faith.",
                                      "mechanism")[0]
     assert best in {"mech_trust", "mech_faith"} and score > 0
+
+
+def test_the_authors_own_stance_is_no_participants_reasoning(codebook):
+    """Cues such as "believe" and "hope" name a mechanism when participants reason so, not
+    when the authors state their view (sentences from real abstracts)."""
+    faith = codebook.concept("mech_faith")
+    for authors in (
+            "We believe that this trial enables us to verify the efficacy of the HERB system "
+            "in patients with essential hypertension.",
+            "The authors believe that families should be counseled when it is developmentally "
+            "appropriate to introduce youth to firearms.",
+            "We hope our work leads to better design and application of JITAIs, advancing "
+            "public health research and practice.",
+            "Locus of control is not included explicitly because it is believed to be "
+            "incorporated within other elements of the model."):
+        assert not faith.mentioned_in(authors), authors
+    for participants in ("Partners came to believe in the collaboration and its vision.",
+                         "Staff who believed the programme would help them engaged more."):
+        assert faith.mentioned_in(participants), participants

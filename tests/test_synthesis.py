@@ -94,7 +94,7 @@ def test_contested_theory_keeps_its_support_signal_and_lists_contrary_records(st
     pt3 = status["PT3"]
     assert pt3["signals"].split(";") == ["contested", "supported"]
     assert pt3["contesting_records"].split(";") == ["doi:10.4324/9780429433306-45", "pmid:32486987"]
-    assert "negative outcome out_tokenism" in pt3["reasons"]
+    assert "negative outcome 'Tokenistic involvement'" in pt3["reasons"]
     assert 'outcome quote says "did not"' in pt3["reasons"]
 
 
@@ -132,7 +132,9 @@ def test_contrary_cue_in_a_positive_outcome_quote_contests_the_theory():
                  outcome="out_collaboration",
                  outcome_quote="it also caused some confusion about what does or does not "
                                "'count' as participatory research")]
-    pt1 = next(j for j in synthesize(rows, records, book).judgements if j.theory.id == "PT1")
+    settings = {"min_contrary_records": 1}
+    pt1 = next(j for j in synthesize(rows, records, book, settings).judgements
+               if j.theory.id == "PT1")
     assert pt1.status == "contested"
     assert pt1.contesting_records == ("pmid:34088215",)
 
@@ -151,7 +153,7 @@ def test_judgements_follow_the_rules_for_any_subset_and_order_of_cmocs(chosen, m
         assert set(judgement.supporting_records) <= set(judgement.records)
         if judgement.status == "supported":
             assert len(judgement.supporting_records) >= min_records
-        assert (judgement.status == "contested") == bool(judgement.contesting_records)
+        assert (judgement.status == "contested") == (len(judgement.contesting_records) >= 2)
         assert (judgement.status == "no evidence") == (judgement.signals == ())
     assert sum(len(c.cmocs) for c in result.configurations if not c.theory_id) <= len(rows)
     assert all(n <= len({r["record_id"] for r in rows}) for n in result.matrix.values())
@@ -302,7 +304,7 @@ def run_cli(*args: str) -> int:
     return main(["synthesize", *map(str, args)])
 
 
-def test_cli_writes_the_four_files(tmp_path):
+def test_cli_writes_every_synthesis_file(tmp_path):
     assert run_cli(CMO, "--records", RECORDS, "--codebook", CODEBOOK, "-o", tmp_path) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUT_FILES)
 
@@ -375,12 +377,21 @@ def test_missing_codebook_exits_2_through_the_installed_command(tmp_path):
 def test_topic_settings_reach_the_synthesis_through_the_cli(tmp_path, capsys):
     topic = tmp_path / "topics" / "t.yaml"
     topic.parent.mkdir()
-    base = {"name": "t", "title": "T", "search": {"pubmed": {"query": "x", "mindate": "2000"}}}
+    query = "participat*[tiab] OR coproduc*[tiab] OR collaborat*[tiab] OR involv*[tiab]"
+    base = {"name": "t", "title": "T", "search": {"pubmed": {"query": query, "mindate": "2000"}}}
     topic.write_text(yaml.safe_dump({**base, "synthesis": {"min_records": 1}}), "utf-8")
     assert run_cli(CMO, "--records", RECORDS, "--codebook", CODEBOOK, "--topic", topic,
                    "-o", tmp_path / "o") == 0
     pt2 = next(r for r in read_csv(tmp_path / "o" / "theory_status.csv") if r["theory_id"] == "PT2")
-    assert pt2["signals"] == "refined;supported"
+    assert pt2["signals"] == "refined;supported" and pt2["set_aside_records"] == ""
+    # A query none of the records satisfies sets every record aside: no status is decided.
+    off = {**base, "search": {"pubmed": {"query": "buprenorphine[tiab]", "mindate": "2000"}}}
+    topic.write_text(yaml.safe_dump({**off, "synthesis": {"min_records": 1}}), "utf-8")
+    assert run_cli(CMO, "--records", RECORDS, "--codebook", CODEBOOK, "--topic", topic,
+                   "-o", tmp_path / "off") == 0
+    statuses = read_csv(tmp_path / "off" / "theory_status.csv")
+    assert {r["status"] for r in statuses} == {"no evidence"}
+    assert all(r["set_aside_records"] for r in statuses if r["theory_id"] != "PT4")
     topic.write_text(yaml.safe_dump({**base, "synthesis": {"min_record": 1}}), "utf-8")
     assert run_cli(CMO, "--records", RECORDS, "--codebook", CODEBOOK, "--topic", topic,
                    "-o", tmp_path / "p") == 2
@@ -424,3 +435,76 @@ def test_synthesis_reads_the_extractors_own_cmo_table(tmp_path):
     summary = read_csv(tmp_path / "out" / "cmoc_summary.csv")
     assert {r["record_id"] for r in cmo_rows} == {
         rid for r in summary for rid in r["records"].split(";")}
+
+
+# --- weighing evidence -------------------------------------------------------------------
+def contrary_rows(records: list[str], method: str = "rules-v1") -> list[dict]:
+    """PT3-style contrary CMOCs (a negative outcome the theory does not expect)."""
+    rows = []
+    for number, record_id in enumerate(records, start=1):
+        row = cmoc(record_id, number, "PT3", mechanism="mech_power_sharing", outcome="out_tokenism")
+        rows.append({**row, "method": method})
+    return rows
+
+
+def pt3(result):
+    return next(j for j in result.judgements if j.theory.id == "PT3")
+
+
+def test_one_machine_coded_record_does_not_contest_a_theory_two_do():
+    book, records = fixture_codebook(), fixture_records()
+    ids = sorted(records)[:2]
+    one = synthesize(contrary_rows(ids[:1]), records, book)
+    assert pt3(one).status != "contested"
+    assert "fewer than the 2 needed to call it contested" in " ".join(pt3(one).reasons)
+    two = synthesize(contrary_rows(ids), records, book)
+    assert pt3(two).status == "contested"
+    strict = synthesize(contrary_rows(ids), records, book, {"min_contrary_records": 3})
+    assert pt3(strict).status != "contested"
+
+
+def test_contrary_evidence_a_reviewer_coded_contests_alone():
+    book, records = fixture_codebook(), fixture_records()
+    coded = synthesize(contrary_rows(sorted(records)[:1], method="reviewer"), records, book)
+    assert pt3(coded).status == "contested"
+    assert "(coded by a reviewer)" in " ".join(pt3(coded).reasons)
+
+
+def test_off_topic_records_are_set_aside_and_counted():
+    book, records = fixture_codebook(), fixture_records()
+    ids = sorted(records)[:2]
+    relevance = {ids[0]: 0.0, ids[1]: 1.0}
+    result = synthesize(contrary_rows(ids), records, book, relevance=relevance)
+    judgement = pt3(result)
+    assert judgement.status != "contested", "one on-topic record is not enough"
+    assert judgement.set_aside_records == (ids[0],)
+    assert f"1 record off the topic set aside (their CMOCs decide nothing): {ids[0]}" in \
+        judgement.reasons
+
+
+def test_a_record_is_as_relevant_as_the_topic_query_says_unless_a_reviewer_included_it():
+    from cmosynth.synthesis import record_relevance
+
+    records = [{"record_id": "a", "title": "Co-production of mental health services",
+                "abstract": "Service users and staff co-produced the service."},
+               {"record_id": "b", "title": "Buprenorphine dosing in opioid use disorder",
+                "abstract": "A pharmacokinetic study of buprenorphine."},
+               {"record_id": "c", "title": "Buprenorphine in primary care",
+                "abstract": "A reviewer judged this one relevant."}]
+    query = '"co-production"[tiab] OR coproduc*[tiab] OR "co-produced"[tiab]'
+    assert record_relevance(records, query, reviewer_included={"c"}) == {
+        "a": 1.0, "b": 0.0, "c": 1.0}
+    assert record_relevance(records, None) == {"a": 1.0, "b": 1.0, "c": 1.0}
+
+
+def test_status_rows_count_machine_and_reviewer_cmocs_and_the_weight(tmp_path):
+    book, records = fixture_codebook(), fixture_records()
+    ids = sorted(records)[:2]
+    rows = contrary_rows(ids[:1]) + contrary_rows(ids[1:], method="model-v3+reviewer")
+    rows[1]["cmoc_id"] = "other#1"
+    from cmosynth.synthesis import status_rows, STATUS_COLUMNS
+
+    result = synthesize(rows, records, book, relevance={ids[0]: 0.5, ids[1]: 1.0})
+    row = dict(zip(STATUS_COLUMNS, next(r for r in status_rows(result) if r[0] == "PT3")))
+    assert (row["machine_cmocs"], row["reviewer_cmocs"]) == (1, 1)
+    assert row["weight"] == f"{0.5 * 0.5 + 0.5 * 1.0:.3f}"

@@ -166,10 +166,14 @@ def _add_extract(sub) -> None:
                         "confidences (CSV): the coding audit trail")
     p.add_argument("--full-text", type=Path, default=None,
                    help="folder of JATS full texts (PMC<id>.xml) to extract from as well")
+    p.add_argument("--coder", choices=("transformer", "lexical", "rules"),
+                   default="transformer",
+                   help="how sentences get their roles: the shipped fine-tuned transformer "
+                        "blended with the lexical model (default), the lexical model, or the "
+                        "rules alone")
     p.add_argument("--embeddings", action="store_true",
-                   help="code roles with a fine-tuned all-MiniLM-L6-v2 as well (minutes the "
-                        "first time, then cached) and concepts by similarity to their "
-                        "definitions (needs the `embeddings` extra: "
+                   help="give sentences with a role but no cue phrase the concept whose "
+                        "definition is closest (needs the `embeddings` extra: "
                         "pip install 'cmosynth[embeddings]')")
     p.add_argument("--llm", action="store_true",
                    help="add suggestions from an OpenAI-compatible chat endpoint "
@@ -195,6 +199,7 @@ def _run_extract(args) -> int:
 
     extract_file(args.input, output=args.output, codebook=args.codebook,
                  full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm,
+                 coder=args.coder,
                  sentences=args.sentences, coding=args.coding, agreement=args.agreement,
                  conflicts=args.conflicts)
     return 0
@@ -243,7 +248,10 @@ def _add_synthesize(sub) -> None:
     p.add_argument("--codebook", type=Path, default=None,
                    help="codebook YAML (default: the topic's, else the default topic's)")
     p.add_argument("--topic", type=Path, default=None,
-                   help="topic file whose `synthesis` settings apply (default: schema defaults)")
+                   help="topic file whose `synthesis` settings apply (default: schema "
+                        "defaults) and whose query says how relevant each record is")
+    p.add_argument("--screening", type=Path, default=None,
+                   help="screen/screening.csv: records a reviewer included count as relevant")
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="synthesis folder")
     p.set_defaults(run=_run_synthesize)
 
@@ -253,9 +261,11 @@ def _run_synthesize(args) -> int:
     from cmosynth.synthesis import synthesize_files
 
     topic = load_topic(args.topic) if args.topic else {}
+    query = ((topic.get("search") or {}).get("pubmed") or {}).get("query")
     synthesize_files(args.cmo, records=args.records,
                      codebook=args.codebook or topic.get("codebook"),
-                     output_dir=args.output_dir, settings=topic.get("synthesis"))
+                     output_dir=args.output_dir, settings=topic.get("synthesis"),
+                     query=query, screening=args.screening)
     return 0
 
 

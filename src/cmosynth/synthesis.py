@@ -24,14 +24,25 @@ Signals a CMOC gives T (a CMOC may give several):
   "barrier*", "tension*", "tokenis*", ...; matched case-insensitively on word
   boundaries, a trailing * matching any word ending).
 
+Evidence is weighed. Each record is as relevant as the topic says it is: a record a
+reviewer included counts fully; otherwise the topic's own PubMed query, evaluated on the
+record (`screen.topicality`), decides: satisfied by title or abstract 1, only through
+index terms or nearly 0.5, not at all 0. A CMOC weighs its extraction confidence times its
+record's relevance. Records of relevance 0 (off the topic: a paper on another subject that
+machine screening let through) are set aside: their CMOCs are listed but decide no status.
+
 Status of T, in this order of precedence (every signal is listed as well):
-1. `contested`: contrary evidence in at least one record, because contrary evidence is
-   what most needs a reviewer's reading and may overturn the theory;
+1. `contested`: contrary evidence in at least `synthesis.min_contrary_records` records
+   (default 2), or in one CMOC a reviewer coded, because contrary evidence is what most
+   needs a reviewer's reading and may overturn the theory, and one machine-coded record is
+   too little to call it so;
 2. `refined`: its mechanism fires with contexts or outcomes it does not name, in at
    least one record, because the theory's wording must then change;
 3. `supported`: supporting CMOCs in at least `synthesis.min_records` distinct records;
-4. `no evidence`: none of the above (fewer supporting records than needed is said so in
-   the reasons).
+4. `no evidence`: none of the above (fewer supporting or contrary records than needed is
+   said so in the reasons).
+Every status gives its counts: records counted, CMOCs coded by the machine and confirmed
+by a reviewer, and off-topic records set aside.
 
 Everything is sorted (theories in codebook order, records by id, ties in quotes broken by
 record id then CMOC id), so the same inputs give byte-identical files.
@@ -70,8 +81,14 @@ SUMMARY_COLUMNS = ("theory_id", "context", "mechanism", "outcome", "labels", "n_
                    "n_records", "records", "years", "year_list", "study_designs",
                    "top_quotes", "signals")
 STATUS_COLUMNS = ("theory_id", "label", "status", "n_records", "supporting_records",
-                  "refining_concepts", "contesting_records", "signals", "reasons")
-OUTPUT_FILES = ("cmoc_summary.csv", "matrix.csv", "theory_status.csv", "programme_theories.md")
+                  "refining_concepts", "contesting_records", "signals", "reasons",
+                  "machine_cmocs", "reviewer_cmocs", "weight", "set_aside_records")
+#: `method` of a CMOC whose elements a reviewer coded (all of them, or some: "...+reviewer").
+REVIEWER_METHOD = "reviewer"
+EVIDENCE_COLUMNS = ("theory_id", "cmoc_id", "record_id", "signals", "relevance", "weight",
+                    "counted")
+OUTPUT_FILES = ("cmoc_summary.csv", "matrix.csv", "theory_status.csv", "theory_evidence.csv",
+                "programme_theories.md")
 
 
 # --- the codebook ------------------------------------------------------------------------
@@ -152,6 +169,10 @@ class Cmoc:
     def strength_order(self) -> tuple:
         """Sort key: strongest (highest confidence) first, then by record and CMOC id."""
         return -self.confidence, self.record_id, self.cmoc_id
+
+    @property
+    def reviewer_coded(self) -> bool:
+        return REVIEWER_METHOD in self.method.split("+")
 
 
 def joined_quote(*quotes: str) -> str:
@@ -288,7 +309,7 @@ def judge_cmoc(cmoc: Cmoc, theory: Theory, book: Codebook,
 def _contrary_reasons(cmoc: Cmoc, theory: Theory, book: Codebook,
                       contrary_cues: re.Pattern | None) -> list[str]:
     expects_positive = any(book.concept(o).polarity != "negative" for o in theory.outcomes)
-    reasons = [f"negative outcome {o}" for o in cmoc.outcome
+    reasons = [f"negative outcome '{book.label(o)}'" for o in cmoc.outcome
                if expects_positive and book.concept(o).polarity == "negative"
                and o not in theory.outcomes]
     names_positive = any(book.concept(o).polarity != "negative" for o in cmoc.outcome)
@@ -329,15 +350,31 @@ class TheoryJudgement:
     """A theory, the CMOCs that count for it, and the status they give it."""
 
     theory: Theory
-    evidence: tuple[Evidence, ...]
+    evidence: tuple[Evidence, ...]       # of counted records (relevance above 0)
     min_records: int
+    min_contrary_records: int = 2
+    set_aside: tuple[Evidence, ...] = ()  # of off-topic records: listed, deciding nothing
+    relevance: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)   # concept id -> label
 
     @cached_property
     def signals(self) -> tuple[str, ...]:
         """Every status the evidence calls for, in order of precedence."""
-        on = {CONTESTED: bool(self.contesting_records), REFINED: bool(self.refining_concepts),
+        contested = (len(self.contesting_records) >= self.min_contrary_records
+                     or any(e.cmoc.reviewer_coded for e in self.contrary))
+        on = {CONTESTED: contested, REFINED: bool(self.refining_concepts),
               SUPPORTED: len(self.supporting_records) >= self.min_records}
         return tuple(status for status in STATUS_PRECEDENCE if on[status])
+
+    @cached_property
+    def set_aside_records(self) -> tuple[str, ...]:
+        return _distinct(e.cmoc.record_id for e in self.set_aside)
+
+    @cached_property
+    def weight(self) -> float:
+        """The evidence's weight: confidence times the record's relevance, summed."""
+        return round(sum(e.cmoc.confidence * self.relevance.get(e.cmoc.record_id, 1.0)
+                         for e in self.evidence), 3)
 
     @cached_property
     def status(self) -> str:
@@ -401,19 +438,23 @@ def _distinct(items: Iterable[str]) -> tuple[str, ...]:
 # --- synthesis ---------------------------------------------------------------------------
 def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[str, dict],
                book: Codebook, settings: Mapping | None = None, *,
-               source: str | Path = "CMO table", lines: Sequence[int] | None = None) -> Synthesis:
+               source: str | Path = "CMO table", lines: Sequence[int] | None = None,
+               relevance: Mapping[str, float] | None = None) -> Synthesis:
     """Group CMOCs, build the mechanism-by-outcome matrix and judge every programme theory.
 
     `cmo_rows` are CMO table rows (dicts of the contract columns), `records` the records
     they came from, `book` the codebook (`load_codebook`); `settings` the topic's `synthesis`
-    section (defaults from the topic schema).
+    section (defaults from the topic schema); `relevance` each record's relevance to the
+    topic in [0, 1] (`record_relevance`; every record 1 when not given).
     """
     settings = synthesis_settings(settings)
     if not isinstance(records, Mapping):
         records = {r["record_id"]: r for r in records}
     cmocs = parse_cmocs(cmo_rows, book, records, source=source, lines=lines)
     contrary_cues = cue_pattern(settings["contrary_cues"])
-    judgements = tuple(judge_theory(t, cmocs, book, settings, contrary_cues) for t in book.theories)
+    relevance = relevance if relevance is not None else {}
+    judgements = tuple(judge_theory(t, cmocs, book, settings, contrary_cues, relevance)
+                       for t in book.theories)
     configurations = group_configurations(judgements, cmocs, book, records, settings["top_quotes"])
     log.info("synthesised %d CMOCs from %d records against %d programme theories",
              len(cmocs), len({c.record_id for c in cmocs}), len(book.theories))
@@ -423,11 +464,18 @@ def synthesize(cmo_rows: Sequence[Mapping], records: Iterable[dict] | Mapping[st
 
 
 def judge_theory(theory: Theory, cmocs: Iterable[Cmoc], book: Codebook, settings: Mapping,
-                 contrary_cues: re.Pattern | None) -> TheoryJudgement:
-    """Collect the CMOCs that count for the theory and what each says about it."""
-    evidence = tuple(judge_cmoc(c, theory, book, contrary_cues)
-                     for c in cmocs if is_evidence_for(c, theory))
-    return TheoryJudgement(theory=theory, evidence=evidence, min_records=settings["min_records"])
+                 contrary_cues: re.Pattern | None,
+                 relevance: Mapping[str, float] | None = None) -> TheoryJudgement:
+    """Collect the CMOCs that count for the theory and what each says about it; those of
+    records off the topic (relevance 0) are set aside."""
+    relevance = relevance or {}
+    evidence = [judge_cmoc(c, theory, book, contrary_cues)
+                for c in cmocs if is_evidence_for(c, theory)]
+    counted = tuple(e for e in evidence if relevance.get(e.cmoc.record_id, 1.0) > 0)
+    return TheoryJudgement(theory=theory, evidence=counted, min_records=settings["min_records"],
+                           min_contrary_records=settings["min_contrary_records"],
+                           set_aside=tuple(e for e in evidence if e not in counted),
+                           relevance=relevance, labels={c.id: c.label for c in book.concepts})
 
 
 def _reasons(judgement: TheoryJudgement) -> list[str]:
@@ -438,10 +486,16 @@ def _reasons(judgement: TheoryJudgement) -> list[str]:
         for evidence in judgement.contrary:
             why[evidence.cmoc.record_id].update(evidence.contrary)
         details = [f"{record_id}: {', '.join(sorted(why[record_id]))}" for record_id in sorted(why)]
-        reasons.append(f"contrary evidence in {_count(judgement.contesting_records, 'record')}: "
-                       + "; ".join(details))
+        few = len(judgement.contesting_records) < judgement.min_contrary_records
+        if CONTESTED not in judgement.signals:
+            qualifier = (f", fewer than the {judgement.min_contrary_records} needed to call it "
+                         "contested without a reviewer's coding")
+        else:
+            qualifier = " (coded by a reviewer)" if few else ""
+        reasons.append(f"contrary evidence in {_count(judgement.contesting_records, 'record')}"
+                       f"{qualifier}: " + "; ".join(details))
     if judgement.refining_concepts:
-        concepts = ", ".join(judgement.refining_concepts)
+        concepts = ", ".join(judgement.labels.get(c, c) for c in judgement.refining_concepts)
         records = _distinct(e.cmoc.record_id for e in judgement.refining)
         reasons.append(f"its mechanism works with concepts it does not name, in "
                        f"{_count(records, 'record')}: {concepts}")
@@ -453,9 +507,13 @@ def _reasons(judgement: TheoryJudgement) -> list[str]:
         reasons.append(f"CMOCs matching at least two of its elements in only "
                        f"{_count(n_support, 'record')}, fewer than the {min_records} needed "
                        "to call it supported")
+    if judgement.set_aside:
+        reasons.append(f"{_count(judgement.set_aside_records, 'record')} off the topic set "
+                       f"aside (their CMOCs decide nothing): "
+                       + ", ".join(judgement.set_aside_records))
     if not judgement.evidence:
-        reasons.append("no CMOC names its mechanism, both a context and an outcome of it, "
-                       "or is linked to it by the extractor")
+        reasons.append("no CMOC of a record on the topic names its mechanism, both a context "
+                       "and an outcome of it, or is linked to it by the extractor")
     elif not reasons:
         reasons.append(f"{_count(judgement.records, 'record')} with CMOCs about it, none "
                        "matching two of its elements, naming new concepts or contrary")
@@ -557,24 +615,68 @@ def read_cmo_table(path: str | Path) -> tuple[list[dict], list[int]]:
     return rows, lines
 
 
+#: Relevance of a record by what the topic's query says of it (`screen.topicality`).
+RELEVANCE = {"on topic": 1.0, "cannot tell": 0.5, "off topic": 0.0}
+
+
+def record_relevance(records: Iterable[dict], query: str | None,
+                     reviewer_included: Iterable[str] = ()) -> dict[str, float]:
+    """Each record's relevance to the topic: 1 for a record a reviewer included, else by
+    the topic's query evaluated on it (1 on topic, 0.5 cannot tell, 0 off topic); 1 for
+    every record when there is no query to judge by."""
+    from cmosynth.screen.topicality import parse_query, topicality
+
+    reviewer_included = set(reviewer_included)
+    tree = parse_query(query) if query else None
+    out = {}
+    for record in records:
+        rid = record["record_id"]
+        if rid in reviewer_included or tree is None:
+            out[rid] = 1.0
+        else:
+            out[rid] = RELEVANCE[topicality(tree, record).verdict]
+    return out
+
+
+def reviewer_included_ids(screening: str | Path | None) -> set[str]:
+    """Record ids a reviewer included, from screen/screening.csv (none without it)."""
+    if not screening or not Path(screening).exists():
+        return set()
+    with open(screening, encoding="utf-8", newline="") as handle:
+        return {row["record_id"] for row in csv.DictReader(handle)
+                if row.get("decided_by") == "reviewer" and row.get("decision") == "include"}
+
+
 def synthesize_files(cmo: str | Path, records: str | Path, codebook: str | Path | None = None,
-                     output_dir: str | Path = "synthesis", settings: Mapping | None = None) -> Synthesis:
-    """Read the CMO table, records and codebook; write the four synthesis files atomically."""
+                     output_dir: str | Path = "synthesis", settings: Mapping | None = None,
+                     query: str | None = None, screening: str | Path | None = None) -> Synthesis:
+    """Read the CMO table, records and codebook; write the synthesis files atomically.
+    `query` (the topic's PubMed query) and `screening` (screen/screening.csv) say how
+    relevant each record is (`record_relevance`)."""
     book = load_theory_book(codebook)
     record_map = {r["record_id"]: r for r in read_records(records)}
     rows, lines = read_cmo_table(cmo)
-    result = synthesize(rows, record_map, book, settings, source=cmo, lines=lines)
+    relevance = record_relevance(record_map.values(), query, reviewer_included_ids(screening))
+    off_topic = sorted(r for r, weight in relevance.items() if weight == 0)
+    if off_topic:
+        log.info("%d included record(s) do not satisfy the topic's query and were included by "
+                 "no reviewer: their CMOCs are set aside (%s)", len(off_topic),
+                 ", ".join(off_topic[:10]) + (" ..." if len(off_topic) > 10 else ""))
+    result = synthesize(rows, record_map, book, settings, source=cmo, lines=lines,
+                        relevance=relevance)
     write_synthesis(result, output_dir)
     return result
 
 
 def write_synthesis(result: Synthesis, output_dir: str | Path) -> None:
-    """Write cmoc_summary.csv, matrix.csv, theory_status.csv and programme_theories.md."""
+    """Write cmoc_summary.csv, matrix.csv, theory_status.csv, theory_evidence.csv and
+    programme_theories.md."""
     output_dir = Path(output_dir)
     _write_csv(output_dir / "cmoc_summary.csv", SUMMARY_COLUMNS, summary_rows(result))
     header, rows = matrix_rows(result)
     _write_csv(output_dir / "matrix.csv", header, rows)
     _write_csv(output_dir / "theory_status.csv", STATUS_COLUMNS, status_rows(result))
+    _write_csv(output_dir / "theory_evidence.csv", EVIDENCE_COLUMNS, evidence_rows(result))
     with atomic_write(output_dir / "programme_theories.md") as handle:
         handle.write(render_programme_theories(result))
     log.info("wrote %s to %s", ", ".join(OUTPUT_FILES), output_dir)
@@ -604,10 +706,28 @@ def matrix_rows(result: Synthesis) -> tuple[list[str], list[list]]:
     return ["mechanism", "label", "kind", *outcomes], rows
 
 
+def evidence_rows(result: Synthesis) -> list[list]:
+    """Every CMOC that counts for a theory, or would but for its record being off the
+    topic (`counted` no), with what it signals and its weight."""
+    rows = []
+    for judgement in result.judgements:
+        for evidence, counted in sorted(
+                [(e, True) for e in judgement.evidence] + [(e, False) for e in judgement.set_aside],
+                key=lambda pair: (pair[0].cmoc.record_id, pair[0].cmoc.cmoc_id)):
+            relevance = judgement.relevance.get(evidence.cmoc.record_id, 1.0)
+            rows.append([judgement.theory.id, evidence.cmoc.cmoc_id, evidence.cmoc.record_id,
+                         ";".join(evidence.signals), f"{relevance:g}",
+                         f"{evidence.cmoc.confidence * relevance:.3f}",
+                         "yes" if counted else "no"])
+    return rows
+
+
 def status_rows(result: Synthesis) -> list[list]:
     return [[j.theory.id, j.theory.label, j.status, len(j.records), ";".join(j.supporting_records),
              ";".join(j.refining_concepts), ";".join(j.contesting_records), ";".join(j.signals),
-             " / ".join(j.reasons)]
+             " / ".join(j.reasons), sum(not e.cmoc.reviewer_coded for e in j.evidence),
+             sum(e.cmoc.reviewer_coded for e in j.evidence), f"{j.weight:.3f}",
+             ";".join(j.set_aside_records)]
             for j in result.judgements]
 
 

@@ -73,6 +73,7 @@ def extract_options(wildcards, input):
     if input.get("fulltext"):
         options.append(f"--full-text {Path(input.fulltext).parent}")
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
+    options.append(f"--coder {settings['coder']}")
     coding = input.get("coding") or []
     options += [f"--coding {shlex.quote(str(path))}"
                 for path in ([coding] if isinstance(coding, str) else coding)]

@@ -10,6 +10,8 @@ rule report:
         coding=f"{OUT}/{{topic}}/extract/coding_agreement.json",
         conflicts=f"{OUT}/{{topic}}/extract/coding_conflicts.csv",
         theories=f"{OUT}/{{topic}}/synthesis/theory_status.csv",
+        evidence=f"{OUT}/{{topic}}/synthesis/theory_evidence.csv",
+        matrix=f"{OUT}/{{topic}}/synthesis/matrix.csv",
     output:
         html=f"{OUT}/{{topic}}/report/index.html",
         svg=f"{OUT}/{{topic}}/report/prisma.svg",
@@ -18,6 +20,7 @@ rule report:
         workbook=f"{OUT}/{{topic}}/report/review.xlsx",
         ris=f"{OUT}/{{topic}}/report/included.ris",
         new_records=f"{OUT}/{{topic}}/report/new_records.csv",
+        cmoc_table=f"{OUT}/{{topic}}/report/cmoc_table.csv",
         manifest=f"{OUT}/{{topic}}/manifest.json",
     log:
         f"{OUT}/{{topic}}/logs/report.log",

@@ -25,7 +25,7 @@ from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, SHEET_CO
                                      conflict_rows, cross_fitted_agreement, match_coding,
                                      read_coding)
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
-from cmosynth.extract.roles import RoleCoder, gather_evidence, position_category
+from cmosynth.extract.roles import CODERS, RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write, read_reviewer_csv, write_json
@@ -76,7 +76,7 @@ def extract_file(input: str | Path, output: str | Path, codebook: str | Path | N
                  full_text_dir: str | Path | None = None, embeddings: bool = False,
                  llm: bool = False, sentences: str | Path | None = None,
                  coding: Iterable[str | Path] = (), agreement: str | Path | None = None,
-                 conflicts: str | Path | None = None) -> int:
+                 conflicts: str | Path | None = None, coder: str = "transformer") -> int:
     """Extract CMOCs from a records JSONL into a CMO table CSV (and, with `sentences`,
     every coded sentence into a sentence table CSV); returns the CMOC count. `coding`:
     the reviewers' coding CSVs (`cmosynth.extract.coding`); `agreement` (JSON) and
@@ -84,7 +84,7 @@ def extract_file(input: str | Path, output: str | Path, codebook: str | Path | N
     book = load_codebook(codebook)
     records = list(read_records(input))
     options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm,
-                             coding=tuple(Path(c) for c in coding))
+                             approach=CODERS[coder], coding=tuple(Path(c) for c in coding))
     result = extract_all(records, book, options)
     write_table(output, CMO_COLUMNS, result.configurations)
     if sentences is not None:
@@ -152,24 +152,23 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     flat_evidence = [e for _, _, evidence in groups for e in evidence]
     reviewed = match_coding(((record["record_id"], s.text) for record, group, _ in groups
                              for s in group), coding) if coding else [None] * len(flat_evidence)
-    fallback = fine_tuned = None
+    fallback = None
     if options.embeddings:
         from cmosynth.extract.embeddings import EmbeddingConcepts
-        from cmosynth.extract.finetune import FineTunedRoles
 
         fallback = EmbeddingConcepts(codebook)
-        fine_tuned = FineTunedRoles() if coder is None else None
     agreement = coding_agreement(reviewed)
     if coder is None:
         approach = options.approach or DEFAULT_APPROACH
-        coder = RoleCoder(codebook, approach, fine_tuned=fine_tuned,
+        coder = RoleCoder(codebook, approach,
                           reviewed=[(e, set(r.roles)) for e, r in zip(flat_evidence, reviewed)
                                     if r is not None])
         if coding:
             agreement["coder"] = cross_fitted_agreement(
                 flat_evidence, reviewed,
                 [record["record_id"] for record, group, _ in groups for _ in group],
-                _cross_fitted_coders(codebook, approach, coder, fine_tuned))
+                lambda part: RoleCoder(codebook, approach, fine_tuned=coder.encoder,
+                                       reviewed=part))
     method = coder.method if fallback is None else f"{coder.method}+{fallback.method}"
     # One call of the coder for all sentences: a model is much faster in one batch. The
     # reviewer's roles replace the coder's where there are any.
@@ -201,31 +200,15 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         for number, row in enumerate(sorted(record_rows, key=_row_order), start=1):
             row["cmoc_id"] = f"{record['record_id']}#{number:03d}"
         rows.extend(record_rows)
+    linked = [c for pairs in by_record.values() for c, _ in pairs]
+    log.info("%d of %d CMOCs take two elements from one sentence, each its own clause; "
+             "every other element quotes a sentence of its own",
+             sum(c.shares_a_sentence for c in linked), len(linked))
     return Extraction(sorted(rows, key=lambda r: (r["record_id"], r["cmoc_id"])),
                       [row for key in sorted(sentence_rows) for row in sentence_rows[key]],
                       agreement,
                       conflict_rows(sorted(((row["record_id"], row["sentence"], row["text"], m)
                                             for row, m in coded_rows), key=lambda t: t[:2])))
-
-
-def _cross_fitted_coders(codebook: Codebook, approach: str, coder: RoleCoder, fine_tuned):
-    """Makes coders like `coder` that learn from part of the reviewers' coding, for
-    `coding.cross_fitted_agreement`. Each reuses `coder`'s fine-tuned encoder as it is:
-    that never learns from the coding, and fitting it again would cost minutes."""
-    if coder.model is None:          # rules only: nothing learns from the coding
-        return lambda reviewed: coder
-
-    class AlreadyFitted:
-        method = getattr(fine_tuned, "method", "")
-
-        def fit(self, evidence, labels):
-            return self
-
-        def probabilities(self, evidence):
-            return fine_tuned.probabilities(evidence)
-
-    encoder = AlreadyFitted() if fine_tuned is not None else None
-    return lambda reviewed: RoleCoder(codebook, approach, fine_tuned=encoder, reviewed=reviewed)
 
 
 def configuration_method(configuration: Configuration, by_reviewer: set[int], method: str

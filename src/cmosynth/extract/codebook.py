@@ -34,6 +34,16 @@ def default_codebook_path() -> Path:
                       "checkout here); pass --codebook config/codebooks/<topic>.yaml")
 
 
+#: The authors speaking for themselves: "we believe that...", "the authors hope",
+#: "it is believed", "thought to be". A cue inside such a phrase ("believe", "hope",
+#: "trust", "feel") says what the writers think, not how participants responded.
+AUTHORIAL_STANCE = re.compile(
+    r"\b(?:we|i|the authors?|our (?:team|group))\s+(?:\w+\s+){0,2}?"
+    r"(?:believe[sd]?|hope[sd]?|feel|felt|think|trust)\b"
+    r"|\bit is (?:believed|hoped|felt|thought)\b|\b(?:believed|thought|hoped) to\b",
+    re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Source:
     id: str
@@ -59,19 +69,21 @@ class Concept:
 
     def find(self, text: str) -> list[re.Match]:
         """Every cue match in `text`, in order, less those inside an excluded phrase
-        ("respect" in "respectively", "confidence" in "confidence interval")."""
+        ("respect" in "respectively", "confidence" in "confidence interval") or inside the
+        authors' own stance ("we believe", "it is hoped"), which is no participant's
+        reasoning."""
         matches = list(self.pattern.finditer(text))
-        if not matches or self.exclusion is None:
+        if not matches:
             return matches
-        excluded = [m.span() for m in self.exclusion.finditer(text)]
+        excluded = [m.span() for m in AUTHORIAL_STANCE.finditer(text)]
+        if self.exclusion is not None:
+            excluded += [m.span() for m in self.exclusion.finditer(text)]
         return [m for m in matches
                 if not any(a <= m.start() and m.end() <= b for a, b in excluded)]
 
     def mentioned_in(self, text: str) -> bool:
         """Whether `text` holds a cue of this concept outside its excluded phrases."""
-        if self.exclusion is None:
-            return self.pattern.search(text) is not None
-        return bool(self.find(text))
+        return self.pattern.search(text) is not None and bool(self.find(text))
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,10 @@ class Codebook:
     @cached_property
     def concepts_by_id(self) -> dict[str, Concept]:
         return {c.id: c for c in self.concepts}
+
+    def digest(self) -> tuple:
+        """What the role coder reads of the codebook: each concept's role and cues."""
+        return tuple((c.id, c.role, c.cues, c.exclude) for c in self.concepts)
 
 
 def cue_regex(cue: str) -> str:

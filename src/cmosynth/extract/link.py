@@ -7,15 +7,17 @@ configuration with the nearest element of each other role in the same text (titl
 abstract, or one full-text paragraph); the farther apart, the lower the configuration's
 confidence. So every coded sentence is evidence in at least one CMOC whenever its text
 holds a second role. Where a causal connective splits a sentence ("X enabled Y", "Y
-through X", "When X, Y"), each element quotes its own clause; otherwise it quotes the whole
-sentence. Every quote is a verbatim substring of the record's title, abstract or full
+through X", "When X, Y"), each element quotes its own clause, and one sentence may stand
+for two elements of a CMOC. Otherwise one quote stands for one element only: a sentence
+given two roles without clauses to tell them apart is the element of its most confident
+role, and the CMOC's other elements come from other sentences. Every quote is a verbatim substring of the record's title, abstract or full
 text: this is checked here, and a quote that fails the check is never emitted.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cmosynth.extract.codebook import ROLES, Codebook, Theory
@@ -160,6 +162,12 @@ class Configuration:
     def concept_ids(self) -> frozenset[str]:
         return frozenset(c for e in self.elements.values() for c in e.concepts)
 
+    @property
+    def shares_a_sentence(self) -> bool:
+        """Whether two of its elements are clauses of one sentence."""
+        indices = [e.sentence_index for e in self.elements.values()]
+        return len(set(indices)) < len(indices)
+
     def key(self) -> tuple:
         return tuple((r, self.elements[r].quote if r in self.elements else "") for r in ROLES)
 
@@ -175,10 +183,15 @@ def link_configurations(coded: list[CodedSentence], codebook: Codebook,
     for index, item in enumerate(coded):
         if not item.elements:
             continue
-        elements = dict(item.elements)
+        elements: dict[str, Element] = {}
+        for role, element in sorted(item.elements.items(),
+                                    key=lambda pair: (-pair[1].confidence, ROLES.index(pair[0]))):
+            if _separate(element, elements.values()):
+                elements[role] = element
         for role in ROLES:
             if role not in elements:
-                nearest = _nearest(coded, index, role)
+                nearest = next((e for e in _by_distance(coded, index, role)
+                                if _separate(e, elements.values())), None)
                 if nearest is not None:
                     elements[role] = nearest
         if len(elements) >= 2:
@@ -187,8 +200,16 @@ def link_configurations(coded: list[CodedSentence], codebook: Codebook,
     return list(configurations.values())
 
 
-def _nearest(coded: list[CodedSentence], index: int, role: str) -> Element | None:
-    """The closest element of `role` in the same text, preferring earlier sentences at
+def _separate(element: Element, taken: Iterable[Element]) -> bool:
+    """Whether `element` may join a CMOC beside `taken`: from another sentence, or from the
+    same sentence as a clause apart from theirs (neither quote within the other)."""
+    return all(other.sentence_index != element.sentence_index
+               or (element.quote not in other.quote and other.quote not in element.quote)
+               for other in taken)
+
+
+def _by_distance(coded: list[CodedSentence], index: int, role: str) -> Iterator[Element]:
+    """Elements of `role` in the same text, closest first, earlier sentences first at
     equal distance (contexts and mechanisms are usually stated before the outcomes they
     explain)."""
     source = coded[index].sentence.source_text
@@ -197,8 +218,7 @@ def _nearest(coded: list[CodedSentence], index: int, role: str) -> Element | Non
             if 0 <= other < len(coded) and coded[other].sentence.source_text is source:
                 element = coded[other].elements.get(role)
                 if element is not None:
-                    return element
-    return None
+                    yield element
 
 
 def _confidence(elements: dict[str, Element], anchor: int) -> float:

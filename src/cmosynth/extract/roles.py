@@ -4,21 +4,20 @@ Each sentence is described by the evidence a realist reviewer looks for: codeboo
 cues, the structured-abstract section it sits in (aims and methods rarely carry roles;
 results and conclusions often do), causal and conditional language ("enabled",
 "led to", "through", "when", "among") and aim or method phrasing. Rules weigh that
-evidence (`rules-v1`). The shipped coder (`model-v3`) is a logistic regression per role
+evidence (`rules-v1`). The lexical model (`model-v3`) is a logistic regression per role
 over the sentence's word and character n-grams, that evidence (as pseudo-words) and its
-place in the abstract, its probabilities blended with the rules'. It is trained at run
-time, deterministically, on the project's labelled sentences (211 abstracts; where an
-abstract was labelled twice, a role either annotator gave counts). bench/extract.py
-compares every approach and ablation with models trained on the 140 dev abstracts alone:
-dev by grouped cross-validation (the only figures used to choose), test for the final
-figures. On abstracts not learnt from it reaches macro F1 ~0.42 (~0.51 on the abstracts
-picked for being about services and involvement), short of the 0.60 aimed for. With
-topic `extract.embeddings` (an optional extra) a fine-tuned sentence encoder
-(`finetune.FineTunedRoles`) is blended in: ~0.54 (~0.58).
+place in the abstract, its probabilities blended with the rules'; it is trained at run
+time, deterministically, on the project's labelled sentences (package data; where an
+abstract was labelled twice, a role either annotator gave counts) and on the reviewer's
+own coding. The shipped coder (`transformer`, the default) blends it with the fine-tuned
+MiniLM shipped as ONNX (`encoder.EncoderRoles`), at the share and threshold that
+bench/train_coder.py chose leaving one kind of text out: sentence-role macro F1 0.47 on a
+kind of text it was not trained on (lexical 0.41), 0.54 on kinds it knows.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
@@ -537,6 +536,17 @@ class RoleModel:
                     row[role] = (1 - share) * row[role] + share * encoded[role]
         return out
 
+    def with_encoder(self, fine_tuned, settings: ModelSettings) -> RoleModel:
+        """This trained lexical model with an already trained encoder blended in (or none),
+        by `settings`' blend and threshold: the lexical model is trained once."""
+        if fine_tuned is None and settings == self.settings:
+            return self
+        other = copy.copy(self)
+        other.settings, other.fine_tuned = settings, fine_tuned
+        other.thresholds = dict.fromkeys(ROLES, settings.threshold) \
+            if not settings.tune_thresholds else self.thresholds
+        return other
+
     def predict(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
         """Roles whose probability reaches that role's threshold, with that probability
         (none for administrative sentences)."""
@@ -569,11 +579,16 @@ LABEL_SOURCES = ("first", "union")
 
 
 # --- the shipped coder ------------------------------------------------------------------
-#: The approach the extractor ships with (chosen on the dev split; see bench/extract.py).
-DEFAULT_APPROACH = "model-v3"
-#: The project's labelled sentences (bench/extract_labels), in a source checkout, and the
-#: independent second labelling of the first 61 abstracts beside them.
-LABELS_PATH = Path(__file__).resolve().parents[3] / "bench" / "extract_labels" / "abstracts.jsonl"
+#: The approach the extractor ships with: the lexical model blended with the shipped
+#: fine-tuned transformer (bench/train_coder.py chose the blend leaving one source out).
+TRANSFORMER_APPROACH = "transformer"
+DEFAULT_APPROACH = TRANSFORMER_APPROACH
+#: The topic's `extract.coder` names for the approaches.
+CODERS = {"transformer": TRANSFORMER_APPROACH, "lexical": "model-v3", "rules": "rules"}
+#: The project's labelled sentences, shipped with the package (so that an installed
+#: cmosynth codes exactly as a checkout does; bench/extract_labels documents them), and
+#: the independent second labelling beside them.
+LABELS_PATH = Path(__file__).resolve().parent / "labels" / "abstracts.jsonl"
 SECOND_LABELS_NAME = "abstracts_second.jsonl"
 #: The splits the shipped coder learns from: all of them. bench/extract.py chooses and
 #: measures approaches with models trained on dev alone, so its test figures stay figures
@@ -626,13 +641,20 @@ def union_labels(path: str | Path, split: str, first: list[list[set[str]]]) -> l
     return joined
 
 
+#: The lexical model last trained, by what it learnt from: extraction and its cross-fitted
+#: estimate build several coders on the same labels in one run.
+_TRAINED: dict[tuple, RoleModel] = {}
+_EXAMPLES: dict[tuple, tuple[list, list]] = {}
+
+
 class RoleCoder:
     """Gives each sentence its roles by the chosen approach; `method` names it for the
     CMO table. Approaches with a model train it here, deterministically, on every labelled
     sentence (`TRAINING_SPLITS`, both annotators' labels); without those labels they fall
-    back to the rules. `fine_tuned` (a `finetune.FineTunedRoles`, the embeddings
-    extra) is trained on the same sentences and blended into the model. `splits` narrows
-    the labels learnt from (bench/extract.py trains on dev alone to score on test)."""
+    back to the rules. The `transformer` approach blends in the shipped encoder
+    (`encoder.EncoderRoles`, or `fine_tuned` when given: an already trained encoder),
+    which never learns here. `splits` narrows the labels the lexical model learns from
+    (bench/extract.py trains on dev alone to score on test)."""
 
     def __init__(self, codebook: Codebook, approach: str = DEFAULT_APPROACH,
                  labels: str | Path = LABELS_PATH, fine_tuned=None,
@@ -642,9 +664,17 @@ class RoleCoder:
         self.weights = APPROACHES.get(approach, RuleWeights())
         self.model: RoleModel | None = None
         self.method = RULES_METHOD if approach == "rules" else f"{RULES_METHOD}:{approach}"
-        if approach in MODEL_APPROACHES:
-            self._train(Path(labels), MODEL_APPROACHES[approach], fine_tuned,
-                        splits or TRAINING_SPLITS, reviewed)
+        settings = MODEL_APPROACHES.get(approach)
+        if approach == TRANSFORMER_APPROACH:
+            from cmosynth.extract.encoder import EncoderRoles
+
+            fine_tuned = fine_tuned or EncoderRoles()
+            blend = fine_tuned.meta["blend"] if hasattr(fine_tuned, "meta") else {}
+            settings = replace(ModelSettings(), fine_tuned_blend=blend.get(
+                "transformer_share", 0.5), threshold=blend.get("threshold", 0.45))
+        self.encoder = fine_tuned
+        if settings is not None:
+            self._train(Path(labels), settings, fine_tuned, splits or TRAINING_SPLITS, reviewed)
 
     def _train(self, labels: Path, settings: ModelSettings, fine_tuned,
                splits: Sequence[str], reviewed: Sequence[tuple[SentenceEvidence, Iterable[str]]]
@@ -653,25 +683,41 @@ class RoleCoder:
             log.warning("labelled sentences not found at %s; coding roles by rules only", labels)
             self.method = RULES_METHOD
             return
-        evidence, roles = [], []
-        for split in splits:
-            groups, gold = labelled_examples(labels, self.codebook, split)
-            evidence += [e for g in groups for e in g]
-            roles += [r for g in union_labels(labels, split, gold) for r in g]
         # The reviewer's own coding teaches the lexical model the review's topic, which
         # the project's labels cover least (bench/extract.py measures the gain). The
-        # fine-tuned encoder keeps to the project's labels: learning the coding as well
-        # gained nothing measurable on the bench, and would cost minutes of fine-tuning
-        # at every edit of the coding file.
-        project = len(evidence)
-        evidence += [e for e, _ in reviewed]
-        roles += [set(r) for _, r in reviewed]
-        self.model = RoleModel(settings, fine_tuned=fine_tuned).fit(evidence, roles,
-                                                                    fine_tune_count=project)
+        # transformer keeps to the project's labels: it is fine-tuned at development time.
+        # The lexical part alone: the encoder's share and the threshold apply when coding.
+        lexical_settings = replace(settings, fine_tuned_blend=0.0,
+                                   threshold=ModelSettings.threshold)
+        key = (str(labels), labels.stat().st_mtime_ns, tuple(splits), self.codebook.digest(),
+               lexical_settings,
+               tuple((e.text, e.category, e.index, e.count, tuple(sorted(r))) for e, r in reviewed))
+        lexical = _TRAINED.get(key)
+        if lexical is None:
+            evidence, roles = self._project_examples(labels, key[:4])
+            evidence = evidence + [e for e, _ in reviewed]
+            roles = roles + [set(r) for _, r in reviewed]
+            lexical = RoleModel(lexical_settings).fit(evidence, roles)
+            _TRAINED.clear()        # keep one: a run trains one coder, tests a few in turn
+            _TRAINED[key] = lexical
+        self.model = lexical.with_encoder(fine_tuned, settings)
         parts = [RULES_METHOD] if settings.rules_blend else []
         parts += [RoleModel.method] + ([fine_tuned.method] if fine_tuned is not None else [])
         parts += [f"{REVIEWER_TRAINED}({len(reviewed)})"] if reviewed else []
         self.method = "+".join(parts)
+
+    def _project_examples(self, labels: Path, key: tuple) -> tuple[list, list]:
+        """Evidence and roles of the project's labelled sentences (read once per run:
+        gathering the evidence of 6,000 sentences takes seconds)."""
+        if key not in _EXAMPLES:
+            evidence, roles = [], []
+            for split in key[2]:
+                groups, gold = labelled_examples(labels, self.codebook, split)
+                evidence += [e for g in groups for e in g]
+                roles += [r for g in union_labels(labels, split, gold) for r in g]
+            _EXAMPLES.clear()
+            _EXAMPLES[key] = (evidence, roles)
+        return _EXAMPLES[key]
 
     def code(self, evidence: Sequence[SentenceEvidence]) -> list[dict[str, float]]:
         """Roles of each sentence, with a confidence in [0, 1]."""

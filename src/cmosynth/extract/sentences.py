@@ -23,7 +23,12 @@ ABBREVIATIONS = frozenset({
 
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then space.
 _END = re.compile(r"[.!?]+[\"'”’)\]]*\s+")
-_NEXT_STARTS_SENTENCE = re.compile(r"[\"'“‘(\[]?[A-Z0-9]")
+#: A sentence starts with a capital or a digit, or with a word like eHealth or mHealth.
+_NEXT_STARTS_SENTENCE = re.compile(r"[\"'“‘(\[]?(?:[A-Z0-9]|[a-z][A-Z])")
+#: A full stop with no space before a capitalised word ("manage pain.To test"): abstracts
+#: whose headings a publisher stripped run their sentences together like this.
+_GLUED_END = re.compile(r"(?<=[A-Za-z0-9)\]%])[.!?](?=[A-Z][a-z])")
+_GLUED_WORD = re.compile(r"(?:^|[\s(\[])([A-Za-z]+|[0-9]+%?)[)\]]*$")
 _WORD_BEFORE = re.compile(r"(\S+?)[.!?]+[\"'”’)\]]*$")
 
 #: "LABEL: " at the start of the text, of a line or after a sentence end; the label is in
@@ -40,18 +45,25 @@ _HEADINGS = sorted((
     "Design, setting, and participants", "Setting", "Participants", "Interventions",
     "Exposures", "Main outcomes and measures", "Results", "Findings", "Results and discussion",
     "Discussion", "Conclusion", "Conclusions", "Conclusions and relevance", "Implications",
-    "Limitations", "Importance", "Outcomes and results", "Ethics and dissemination",
+    "Limitations", "Importance", "Outcomes and results", "Ethics and dissemination", "Approach",
     "Interpretation", "Lay abstract", "Lay summary", "Scientific abstract",
     "Trial registration", "Funding", "Keywords", "Patient or public contribution",
+    "Methods/design", "Methods/Design", "Method/design", "Trial design", "Study design",
+    "Summary", "Main text", "Main body", "Main abstract", "Plain language summary",
+    "Clinical relevance", "Trial registration number", "Trials registration",
+    "Trial funding", "Preliminary conclusions", "Registration",
+    "International Registered Report Identifier (IRRID)",
 ), key=len, reverse=True)
+#: The headings, for other stages that show quotes (the report strips one left at an edge).
+STRUCTURED_HEADINGS: tuple[str, ...] = tuple(_HEADINGS)
 #: A heading at the start of the text or right after a sentence end, optionally after
 #: "Abstract", then a capital or digit opening the first sentence (with or without space).
 _HEADING = re.compile(
     r"(?:^|(?<=[.!?])|(?<=[.!?]\s))\s*(?:Abstract\s*)?((?=[A-Z])(?i:"
-    + "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in _HEADINGS)
-    + r"))(?::\s*|\s*(?=[A-Z0-9]))")
+    + "|".join(re.escape(h).replace(r"\ ", r"\s+").replace("/", r"/\s*") for h in _HEADINGS)
+    + r"))(?::\s*|\.\s+(?=[A-Z0-9])|\s*(?=[A-Z0-9]))")
 #: "Abstract" alone before the text: a heading of nothing.
-_ABSTRACT_WORD = re.compile(r"^\s*Abstract(?::\s*|\s+(?=[A-Z]))")
+_ABSTRACT_WORD = re.compile(r"^\s*Abstract(?::\s*|\s+(?=[A-Z])|(?=[A-Z][a-z]))")
 
 #: Map structured-abstract labels to NLM categories, for the role priors.
 _CATEGORY_WORDS = (
@@ -113,14 +125,31 @@ def _is_sentence_end(text: str, match: re.Match) -> bool:
     return not re.fullmatch(r"[a-z]|(?:[a-z]\.)+[a-z]?", token)
 
 
+def _is_glued_end(text: str, position: int) -> bool:
+    """Whether the full stop at `position`, with a capitalised word right after it, ends
+    a sentence: the word before it is an ordinary word, not an abbreviation, an initial
+    or part of a web address."""
+    before = text[max(0, position - 40):position]
+    word = _GLUED_WORD.search(before)
+    if word is None or (len(word.group(1)) < 2 and not word.group(1).isdigit()):
+        return False
+    token = before.split()[-1] if before.split() else ""
+    return (word.group(1).lower() not in ABBREVIATIONS and "/" not in token
+            and "@" not in token and "www" not in token.lower())
+
+
 def split_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
     """(start, end) spans of the sentences of `text`, stripped of surrounding space."""
     spans: list[tuple[int, int]] = []
     start = 0
-    for match in _END.finditer(text):
-        if _is_sentence_end(text, match):
-            spans.append((start, match.start() + len(match.group().rstrip())))
-            start = match.end()
+    ends = [(m.start() + len(m.group().rstrip()), m.end()) for m in _END.finditer(text)
+            if _is_sentence_end(text, m)]
+    ends += [(m.end(), m.end()) for m in _GLUED_END.finditer(text)
+             if _is_glued_end(text, m.start())]
+    for end, next_start in sorted(ends):
+        if end > start:
+            spans.append((start, end))
+            start = next_start
     spans.append((start, len(text)))
     out = []
     for begin, end in spans:

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -20,21 +21,20 @@ from cmosynth import __version__
 from cmosynth.config import holds_nothing
 from cmosynth.dedup.match import RULE_DESCRIPTIONS
 from cmosynth.errors import InputError
-from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
+from cmosynth.extract.codebook import Codebook, load_codebook
 from cmosynth.extract.coding import CONFLICT_METHOD, REVIEWER_METHOD
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
+from cmosynth.report.evidence import ROWS_SHOWN, heatmap, labels, theory_tables, write_cmoc_table
 from cmosynth.report.flow_svg import render_flow_svg
 from cmosynth.report.prisma import (PrismaCounts, new_in_latest_run, prisma_counts,
                                     read_search_logs, write_counts_json, write_prisma_csv)
 from cmosynth.report.workbook import write_review_workbook
-from cmosynth.synthesis import joined_quote
 
 log = logging.getLogger("cmosynth.report")
 
 REPORT_FILES = ("index.html", "prisma.svg", "PRISMA.csv", "prisma_counts.json", "review.xlsx",
-                "new_records.csv",
-                "included.ris")
+                "new_records.csv", "cmoc_table.csv", "included.ris")
 
 
 def report_topic(topic: dict, outputs: Path) -> Path:
@@ -52,6 +52,7 @@ def report_topic(topic: dict, outputs: Path) -> Path:
     _write_included_ris(included, report_dir / "included.ris")
     write_new_records(topic_dir, report_dir / "new_records.csv")
     context = _report_context(topic, topic_dir, counts, included, flow_svg)
+    write_cmoc_table(report_dir / "cmoc_table.csv", context["theories"], context["tables"])
     with atomic_write(report_dir / "index.html") as handle:
         handle.write(_environment().get_template("index.html.j2").render(**context))
     write_review_workbook(topic_dir, counts, report_dir / "review.xlsx")
@@ -236,21 +237,64 @@ def _characteristics(included: list[dict]) -> dict:
     }
 
 
-def _theories(topic_dir: Path, codebook: Codebook | None, cmo_rows: list[dict],
-              records: dict[str, dict]) -> list[dict]:
+def _theories(topic_dir: Path, codebook: Codebook | None) -> list[dict]:
+    """Each theory's status row with its statement, the concepts that refine it by label,
+    and its counts in words."""
     statements = {t.id: t.statement for t in codebook.theories} if codebook else {}
     theories = []
     for row in _read_csv(topic_dir / "synthesis" / "theory_status.csv"):
-        quotes = sorted((r for r in cmo_rows if r.get("theory_id") == row["theory_id"]),
-                        key=lambda r: (-float(r.get("confidence") or 0), r["cmoc_id"]))[:3]
+        set_aside = [r for r in (row.get("set_aside_records") or "").split(";") if r]
         theories.append({
             **row,
             "statement": statements.get(row["theory_id"], ""),
-            "quotes": [{"text": joined_quote(*(q.get(f"{role}_quote") or "" for role in ROLES)),
-                        "cite": _cite(records.get(q["record_id"]), q["record_id"])}
-                       for q in quotes],
+            "refinements": labels(row.get("refining_concepts") or "", codebook),
+            "contesting": [r for r in row["contesting_records"].split(";") if r],
+            "machine_cmocs": int(row.get("machine_cmocs") or 0),
+            "reviewer_cmocs": int(row.get("reviewer_cmocs") or 0),
+            "set_aside": set_aside,
+            "reasons_list": [r for r in row["reasons"].split(" / ") if r],
         })
     return theories
+
+
+def _coder_in_words(cmo_rows: list[dict], sentences: list[dict]) -> str:
+    """How sentences got their roles, in plain words, with the coder's held-out figure."""
+    methods = {r.get("method", "") for r in sentences} | {r.get("method", "") for r in cmo_rows}
+    parts = {part for method in methods for part in method.split("+") if part}
+    if any(p.startswith("minilm-onnx") for p in parts):
+        from cmosynth.extract.encoder import MODEL_DIR
+
+        meta = json.loads((MODEL_DIR / "meta.json").read_text("utf-8"))
+        blend = next((v for k, v in meta.get("figures", {}).items() if k.startswith("blend")), {})
+        test = blend.get("test", {})
+        held_out = (" Trained without one kind of text and scored on it, in turn for four "
+                    "kinds (implementation science, feasibility studies, digital health, "
+                    "autism and services research), it reaches sentence-role macro F1 "
+                    f"{sum(test.values()) / len(test):.2f} on average (the model card shipped "
+                    "with cmosynth gives the figures)." if test else "")
+        trained = meta.get("trained_on", {})
+        return (f"Each sentence's realist roles were coded by a transformer "
+                f"({meta.get('base_model', 'all-MiniLM-L6-v2')}, fine-tuned on "
+                f"{trained.get('sentences', 0):,} sentences of {trained.get('abstracts', 0)} "
+                "abstracts labelled under a written realist guideline) blended with a lexical "
+                f"model and cue rules.{held_out}")
+    if "model-v3" in parts:
+        return ("Each sentence's realist roles were coded by a lexical model (logistic "
+                "regressions over words and word pieces) blended with cue rules.")
+    if parts & {"rules-v1"}:
+        return "Each sentence's realist roles were coded by cue rules alone."
+    return "No sentence was coded."
+
+
+def _topic_relative(path: str | None, topic: dict) -> str:
+    """A path as the topic names it: relative to the topic file's folder where possible."""
+    if not path:
+        return ""
+    base = Path(topic["_path"]).resolve().parent if topic.get("_path") else Path.cwd()
+    try:
+        return os.path.relpath(Path(path).resolve(), base)
+    except ValueError:          # another drive
+        return Path(path).name
 
 
 def _coding_summary(topic_dir: Path) -> dict | None:
@@ -305,9 +349,10 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
     codebook = _codebook(topic)
     cmo_rows = _read_csv(topic_dir / "extract" / "cmo.csv")
     records = {r["record_id"]: r for r in included}
-    theories = _theories(topic_dir, codebook, cmo_rows, records)
+    theories = _theories(topic_dir, codebook)
+    tables = theory_tables(topic_dir, codebook, records, _cite)
     return {
-        "topic": topic, "version": __version__, "topic_file": topic.get("_path", ""),
+        "topic": topic, "version": __version__, "topic_file": Path(topic["_path"]).name if topic.get("_path") else "",
         "counts": counts, "flow_svg": flow_svg,
         "search_runs": _search_runs(topic_dir),
         "new_in_latest_run": _new_in_latest_run(topic_dir, included),
@@ -315,11 +360,15 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
                     for p in topic["search"].get("imports", [])],
         "screen": _screen_summary(topic_dir),
         "dedup": _dedup_summary(topic_dir),
-        "codebook_path": topic["codebook"],
+        "codebook_path": _topic_relative(topic["codebook"], topic),
+        "codebook_title": f"{codebook.title} (version {codebook.version})" if codebook else "",
+        "coder_in_words": _coder_in_words(
+            cmo_rows, _read_csv(topic_dir / "extract" / "sentences.csv")),
+        "tables": tables, "rows_shown": ROWS_SHOWN,
+        "heatmap": heatmap(topic_dir, codebook),
         "codebook_sources": codebook.sources if codebook else (),
         "n_cmocs": len(cmo_rows),
         "n_cmoc_records": len({r["record_id"] for r in cmo_rows}),
-        "extraction_methods": sorted({r["method"] for r in cmo_rows if r.get("method")}),
         "coding": _coding_summary(topic_dir),
         "characteristics": _characteristics(included),
         "theories": theories,

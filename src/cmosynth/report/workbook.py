@@ -24,6 +24,7 @@ from cmosynth.report.prisma import PrismaCounts, prisma_csv_rows, read_search_lo
 # (sheet name, file under the topic folder); absent files are skipped.
 _TABLES = (
     ("Screening", "screen/screening.csv"),
+    ("Theory evidence", "report/cmoc_table.csv"),
     ("CMOCs", "extract/cmo.csv"),
     ("CMOC summary", "synthesis/cmoc_summary.csv"),
     ("Theories", "synthesis/theory_status.csv"),
