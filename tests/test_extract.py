@@ -87,6 +87,32 @@ def test_headings_without_colons_glued_or_after_abstract_become_sections():
         (None, "Background noise rose.")]
 
 
+def test_headings_the_annotators_found_and_sentences_glued_without_a_space():
+    """Kinds of segmentation error the third batch's annotators fixed by hand."""
+    record = new_record("test", source_id="3", title="T", abstract=(
+        "Interventions are needed to manage pain.To test whether feedback works, we ran a "
+        "trial.Methods/design: Six clusters took part. It was coproduced with a “young adult "
+        "panel.” Conclusions: Engagement appears promising. The gap with academia.Approach. "
+        "We built a network. Main text Partners met monthly. Summary: mHealth helped. "
+        "eHealth tools may address barriers. Trial registration number ISRCTN12345678."))
+    got = [(s.label, s.text) for s in record_sentences(record) if s.section != "title"]
+    assert got == [
+        (None, "Interventions are needed to manage pain."),
+        (None, "To test whether feedback works, we ran a trial."),
+        ("Methods/design", "Six clusters took part."),
+        ("Methods/design", "It was coproduced with a “young adult panel.”"),
+        ("Conclusions", "Engagement appears promising."),
+        ("Conclusions", "The gap with academia."),
+        ("Approach", "We built a network."),
+        ("Main text", "Partners met monthly."),
+        ("Summary", "mHealth helped."),
+        ("Summary", "eHealth tools may address barriers."),
+        ("Trial registration number", "ISRCTN12345678.")]
+    # Abbreviations, initials and web addresses keep a glued stop.
+    for kept in ("We used e.g.The method.", "See Dr.Smith now.", "Visit www.Example.org today."):
+        assert split_sentences(kept) == [kept]
+
+
 def test_abbreviations_and_decimals_never_end_a_sentence(corpus_records, medline_records):
     ends_in_abbreviation = re.compile(
         r"(?:^|\s|\()(" + "|".join(re.escape(a) for a in ("e.g", "i.e", "et al", "Fig", "Dr",

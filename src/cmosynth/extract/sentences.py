@@ -33,7 +33,8 @@ _WORD_BEFORE = re.compile(r"(\S+?)[.!?]+[\"'”’)\]]*$")
 
 #: "LABEL: " at the start of the text, of a line or after a sentence end; the label is in
 #: capitals (BACKGROUND, AIMS AND OBJECTIVES, PATIENT OR PUBLIC CONTRIBUTION).
-_LABEL = re.compile(r"(?:^|(?<=\n)|(?<=[.!?]\s))\s*([A-Z][A-Z0-9 ,&/()\-]{2,60}?):\s+")
+_LABEL = re.compile(r"(?:^|(?<=\n)|(?<=[.!?]\s)|(?<=[.!?][\"'”’)\]]\s))"
+                    r"\s*([A-Z][A-Z0-9 ,&/()\-]{2,60}?):\s+")
 
 #: Headings of structured abstracts as publishers print them without a colon, in title
 #: case or capitals, often glued to the text ("BackgroundThere is", "health.MethodsThis"):
@@ -59,7 +60,8 @@ STRUCTURED_HEADINGS: tuple[str, ...] = tuple(_HEADINGS)
 #: A heading at the start of the text or right after a sentence end, optionally after
 #: "Abstract", then a capital or digit opening the first sentence (with or without space).
 _HEADING = re.compile(
-    r"(?:^|(?<=[.!?])|(?<=[.!?]\s))\s*(?:Abstract\s*)?((?=[A-Z])(?i:"
+    r"(?:^|(?<=[.!?])|(?<=[.!?]\s)|(?<=[.!?][\"'”’)\]])|(?<=[.!?][\"'”’)\]]\s))"
+    r"\s*(?:Abstract\s*)?((?=[A-Z])(?i:"
     + "|".join(re.escape(h).replace(r"\ ", r"\s+").replace("/", r"/\s*") for h in _HEADINGS)
     + r"))(?::\s*|\.\s+(?=[A-Z0-9])|\s*(?=[A-Z0-9]))")
 #: "Abstract" alone before the text: a heading of nothing.
