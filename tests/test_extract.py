@@ -274,6 +274,20 @@ def test_one_sentence_stands_for_two_elements_only_when_its_clauses_do(codebook)
         ("Protected time for joint meetings built trust, which", "led to better communication")]
 
 
+def test_a_contrast_splits_a_sentence_into_the_clauses_of_its_roles(codebook):
+    text = ("Institutional risk aversion slowed the work, but a shared purpose and regular "
+            "dialogue helped partners resolve tensions and translate what they learned into "
+            "practice.")
+    coded = coded_text(text, [{"context": 0.7, "mechanism": 0.9, "outcome": 0.8}])
+    [configuration] = link_configurations(coded, codebook)
+    assert {role: e.quote for role, e in configuration.elements.items()} == {
+        "context": "Institutional risk aversion slowed the work",
+        "mechanism": "a shared purpose and regular dialogue",
+        "outcome": "helped partners resolve tensions and translate what they learned into "
+                   "practice"}
+    assert configuration.shares_a_sentence
+
+
 def coded_text(text: str, roles: list[dict[str, float]]) -> list[CodedSentence]:
     """The sentences of `text`, given the roles listed (one dict per sentence)."""
     spans = split_spans(text)

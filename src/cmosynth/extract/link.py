@@ -42,6 +42,7 @@ class Element:
     sentence_index: int
     section: str
     confidence: float
+    span: tuple[int, int] = (0, 0)      # where the quote stands in its sentence
 
 
 @dataclass
@@ -122,7 +123,7 @@ def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
     clauses = clause_spans(text) if len(coded.roles) > 1 else {}
     elements = {}
     for role, confidence in coded.roles.items():
-        quote = text
+        span = (0, len(text))
         concepts = _concepts_in(text, role, codebook)
         if not concepts and fallback is not None:
             concepts = fallback(text, role)
@@ -130,10 +131,32 @@ def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
             a, b = clauses[role]
             in_clause = _concepts_in(text[a:b], role, codebook)
             if in_clause or not concepts:
-                quote, concepts = text[a:b], in_clause
+                span, concepts = (a, b), in_clause
+        if len(coded.roles) > 1 and concepts:
+            span = _contrasted_part(text, span, role, codebook) or span
+        quote = text[span[0]:span[1]]
         assert_verbatim(quote, coded.sentence.source_text)
-        elements[role] = Element(role, concepts, quote, index, coded.sentence.section, confidence)
+        elements[role] = Element(role, concepts, quote, index, coded.sentence.section, confidence,
+                                 span)
     return elements
+
+
+#: "X, but Y", "X; however, Y", "X, whereas Y": two parts that may carry different roles.
+CONTRAST = re.compile(r"[,;]\s+(?:but|yet|whereas|while|although|though|however,?)\s+",
+                      re.IGNORECASE)
+
+
+def _contrasted_part(text: str, span: tuple[int, int], role: str, codebook: Codebook
+                     ) -> tuple[int, int] | None:
+    """Within a quote that a contrast splits ("Institutional risk aversion slowed the
+    work, but a shared purpose ... helped"), the one part naming the role's concepts."""
+    a, b = span
+    match = CONTRAST.search(text, a, b)
+    if match is None:
+        return None
+    parts = [p for p in (_trim(text, a, match.start()), _trim(text, match.end(), b)) if p]
+    naming = [p for p in parts if _concepts_in(text[p[0]:p[1]], role, codebook)]
+    return naming[0] if len(naming) == 1 else None
 
 
 def _concepts_in(text: str, role: str, codebook: Codebook) -> tuple[str, ...]:
@@ -202,9 +225,10 @@ def link_configurations(coded: list[CodedSentence], codebook: Codebook,
 
 def _separate(element: Element, taken: Iterable[Element]) -> bool:
     """Whether `element` may join a CMOC beside `taken`: from another sentence, or from the
-    same sentence as a clause apart from theirs (neither quote within the other)."""
+    same sentence as a clause apart from theirs (the quotes do not overlap)."""
+    a, b = element.span
     return all(other.sentence_index != element.sentence_index
-               or (element.quote not in other.quote and other.quote not in element.quote)
+               or b <= other.span[0] or other.span[1] <= a
                for other in taken)
 
 

@@ -40,13 +40,13 @@ _WORDS = lambda *words: re.compile(r"(?<![\w-])(?:" + "|".join(words) + r")", re
 #: "X led to Y", "X enabled Y": explicit causal links, the cause before the effect.
 STRONG_FORWARD = _WORDS(
     r"led to", r"leads? to", r"lead(?:ing)? to", r"result(?:ed|s|ing)? in", r"enabl(?:ed|es|ing)",
-    r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)?(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
+    r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)\b", r"help(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
     r"made (?:it )?(?:possible|easier|smoother)", r"allow(?:ed|s|ing)",
 )
 #: The same and verbs of change ("X improved Y", "X built Y").
 FORWARD_CAUSAL = _WORDS(
     r"led to", r"leads? to", r"lead(?:ing)? to", r"result(?:ed|s|ing)? in", r"enabl(?:ed|es|ing)",
-    r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)?(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
+    r"facilitat(?:ed|es|ing)", r"help(?:ed|s|ing)\b", r"help(?= \w+ to| to)", r"contribut(?:ed|es|ing) to",
     r"made (?:it )?(?:possible|easier|smoother)", r"allow(?:ed|s|ing)", r"foster(?:ed|s|ing)",
     r"promot(?:ed|es|ing)", r"gave", r"give[sn]?", r"encourag(?:ed|es|ing)",
     r"increas(?:ed|es|ing)", r"improv(?:ed|es|ing)", r"reduc(?:ed|es|ing)",
