@@ -118,7 +118,9 @@ def test_report_files_are_written_and_say_who_screened(topic_dir, tmp_path):
     report_topic(topic, tmp_path / "outputs")
     assert (report_dir / "PRISMA.csv").read_bytes() == first
     manifest = json.loads((report_dir.parent / "manifest.json").read_text("utf-8"))
-    assert manifest["versions"]["cmosynth"] and manifest["versions"]["scikit-learn"]
+    assert manifest["versions"]["cmosynth"] and manifest["versions"]["onnxruntime"]
+    assert manifest["role_model"]["method"] == "minilm-onnx-v1"
+    assert len(manifest["role_model"]["sha256"]) == 64
     assert len(manifest["codebook"]["sha256"]) == 64
     assert manifest["counts"]["included"] == 3
 

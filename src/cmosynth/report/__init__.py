@@ -65,17 +65,28 @@ def report_topic(topic: dict, outputs: Path) -> Path:
 #: The libraries whose versions decide what a run produces.
 MANIFEST_PACKAGES = ("cmosynth", "snakemake", "requests", "lxml", "biopython", "rapidfuzz",
                      "numpy", "scipy", "scikit-learn", "pandas", "jsonschema", "pyyaml",
-                     "jinja2", "xlsxwriter")
+                     "jinja2", "xlsxwriter", "onnxruntime", "tokenizers")
 
 
 def _sha256(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
+def _role_model() -> dict | None:
+    """The shipped sentence-role model: its method and the hash of its weights."""
+    from cmosynth.extract.encoder import MODEL_DIR
+
+    path = MODEL_DIR / "meta.json"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text("utf-8"))
+    return {"method": meta.get("method"), "sha256": (meta.get("onnx") or {}).get("sha256")}
+
+
 def write_manifest(topic: dict, topic_dir: Path, counts: PrismaCounts) -> Path:
     """outputs/<topic>/manifest.json: what it takes to reproduce this review elsewhere:
     the topic and codebook (with hashes), the package and dependency versions, every
-    search run and the counts."""
+    search run, the shipped role model and the counts."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(name: str) -> str | None:
@@ -90,6 +101,7 @@ def write_manifest(topic: dict, topic_dir: Path, counts: PrismaCounts) -> Path:
                   "sha256": _sha256(topic_path) if topic.get("_path") else None},
         "codebook": {"file": str(codebook), "sha256": _sha256(codebook)},
         "versions": {name: installed(name) for name in MANIFEST_PACKAGES},
+        "role_model": _role_model(),
         "search_runs": [{"run": folder.name, "window": entry.get("window"),
                          "query_hash": entry.get("query_hash"), "count": entry.get("count"),
                          "retrieved": entry.get("records_retrieved"),
