@@ -51,6 +51,22 @@ def title_key(title: str) -> str:
     return re.sub(r"[\W_]+", " ", title).lower().strip()
 
 
+def held_out_titles() -> list[str]:
+    """Title keys of the held-out participation_studies.bib, which no batch may take."""
+    return [title_key(check_labels.bib_field(f, "title"))
+            for f in check_labels.bib_entries(check_labels.HELD_OUT_BIB).values()]
+
+
+def write_batches(rows: list[dict], out: Path, prefix: str, batches: int) -> None:
+    """Deal the rows round-robin into `batches` JSON Lines files, one per annotator."""
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(batches):
+        part = rows[k::batches]
+        path = out / f"{prefix}_{k + 1}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), "utf-8")
+        print(f"{path}: {len(part)} abstracts, {sum(len(r['sentences']) for r in part)} sentences")
+
+
 def candidates() -> list[tuple[str, str, dict]]:
     """(id, source, record) of every abstract in the two allowed sources, in file order."""
     out = []
@@ -82,8 +98,7 @@ def main() -> int:
 
     labelled = [json.loads(line) for line in args.labels.read_text("utf-8").splitlines() if line]
     held_out = check_labels.held_out_identifiers()
-    held_titles = [title_key(check_labels.bib_field(f, "title"))
-                   for f in check_labels.bib_entries(check_labels.HELD_OUT_BIB).values()]
+    held_titles = held_out_titles()
     seen_titles = [title_key(a["title"]) for a in labelled]
     taken = {a["id"] for a in labelled}
     chosen_topic, others = [], []
@@ -108,12 +123,7 @@ def main() -> int:
     dev_count = round(len(batch) * 2 / 3)
     rows = [skeleton(i, s, "dev" if n < dev_count else "test", r)
             for n, (i, s, r) in enumerate(batch)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    for k in range(args.batches):
-        part = rows[k::args.batches]
-        path = args.out / f"batch_{k + 1}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), "utf-8")
-        print(f"{path}: {len(part)} abstracts, {sum(len(r['sentences']) for r in part)} sentences")
+    write_batches(rows, args.out, "batch", args.batches)
     print(f"{len(chosen_topic)} on-topic candidates, {len(others)} others; batch of {len(batch)}: "
           f"{dev_count} dev, {len(batch) - dev_count} test")
     return 0

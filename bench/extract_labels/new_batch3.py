@@ -44,6 +44,7 @@ from cmosynth.imports import read_records_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import check_labels  # noqa: E402
+from new_batch import held_out_titles, title_key, write_batches  # noqa: E402
 
 SEED = 20261204
 WOS_FILE = "intervention-development-wos/savedrecs.bib"
@@ -92,15 +93,10 @@ def skeleton(identifier: str, source: str, split: str, record: dict) -> dict:
             "cmocs": []}
 
 
-def title_key(title: str) -> str:
-    return re.sub(r"[\W_]+", " ", title).lower().strip()
-
-
 def select(sizes: dict[str, int], labels: Path) -> list[dict]:
     labelled = [json.loads(line) for line in labels.read_text("utf-8").splitlines() if line]
     held_out = check_labels.held_out_identifiers()
-    held_titles = [title_key(check_labels.bib_field(f, "title"))
-                   for f in check_labels.bib_entries(check_labels.HELD_OUT_BIB).values()]
+    held_titles = held_out_titles()
     seen_titles = [title_key(a["title"]) for a in labelled]
     rows = []
     for name, records in source_records().items():
@@ -127,15 +123,6 @@ def select(sizes: dict[str, int], labels: Path) -> list[dict]:
         rows += [skeleton(i, s, "test" if n < test_count else "dev", r)
                  for n, (i, s, r) in enumerate(chosen)]
     return rows
-
-
-def write_batches(rows: list[dict], out: Path, prefix: str, batches: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for k in range(batches):
-        part = rows[k::batches]
-        path = out / f"{prefix}_{k + 1}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), "utf-8")
-        print(f"{path}: {len(part)} abstracts, {sum(len(r['sentences']) for r in part)} sentences")
 
 
 def main() -> int:

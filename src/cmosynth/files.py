@@ -95,6 +95,14 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             yield obj
 
 
+def read_csv_rows(path: str | os.PathLike) -> list[dict]:
+    """The rows of a CSV file a stage wrote, as dicts; none when the file is absent."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def read_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_found: str,
                       header: str) -> Iterator[tuple[int, dict[str, str]]]:
     """The rows of a CSV a reviewer owns (UTF-8, with or without BOM), each with the line

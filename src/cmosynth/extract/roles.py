@@ -689,12 +689,13 @@ class RoleCoder:
         # The lexical part alone: the encoder's share and the threshold apply when coding.
         lexical_settings = replace(settings, fine_tuned_blend=0.0,
                                    threshold=ModelSettings.threshold)
-        key = (str(labels), labels.stat().st_mtime_ns, tuple(splits), self.codebook.digest(),
-               lexical_settings,
+        examples_key = (str(labels), labels.stat().st_mtime_ns, tuple(splits),
+                        self.codebook.digest())
+        key = (*examples_key, lexical_settings,
                tuple((e.text, e.category, e.index, e.count, tuple(sorted(r))) for e, r in reviewed))
         lexical = _TRAINED.get(key)
         if lexical is None:
-            evidence, roles = self._project_examples(labels, key[:4])
+            evidence, roles = self._project_examples(labels, examples_key)
             evidence = evidence + [e for e, _ in reviewed]
             roles = roles + [set(r) for _, r in reviewed]
             lexical = RoleModel(lexical_settings).fit(evidence, roles)
@@ -708,7 +709,8 @@ class RoleCoder:
 
     def _project_examples(self, labels: Path, key: tuple) -> tuple[list, list]:
         """Evidence and roles of the project's labelled sentences (read once per run:
-        gathering the evidence of 6,000 sentences takes seconds)."""
+        gathering the evidence of 6,000 sentences takes seconds). `key`: the labels file,
+        its mtime, the splits and the codebook's digest."""
         if key not in _EXAMPLES:
             evidence, roles = [], []
             for split in key[2]:

@@ -23,7 +23,7 @@ from cmosynth.dedup.match import RULE_DESCRIPTIONS
 from cmosynth.errors import InputError
 from cmosynth.extract.codebook import Codebook, load_codebook
 from cmosynth.extract.coding import CONFLICT_METHOD, REVIEWER_METHOD
-from cmosynth.files import atomic_write
+from cmosynth.files import atomic_write, read_csv_rows
 from cmosynth.records import read_records
 from cmosynth.report.evidence import ROWS_SHOWN, heatmap, labels, theory_tables, write_cmoc_table
 from cmosynth.report.flow_svg import render_flow_svg
@@ -133,12 +133,6 @@ def _write_included_ris(records: list[dict], path: Path) -> None:
     write_records_file(path, records, format="ris")
 
 
-def _read_csv(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
 
 def _search_runs(topic_dir: Path) -> list[dict]:
     runs = []
@@ -184,7 +178,7 @@ def write_new_records(topic_dir: Path, path: Path) -> int:
     what screening decided (header only after a first run)."""
     update = new_in_latest_run(topic_dir)
     new = update[1] if update else set()
-    screening = {row["record_id"]: row for row in _read_csv(topic_dir / "screen" / "screening.csv")}
+    screening = {row["record_id"]: row for row in read_csv_rows(topic_dir / "screen" / "screening.csv")}
     rows = []
     for record in read_records(topic_dir / "dedup" / "records.jsonl"):
         if record.get("pmid") in new and record["record_id"] in screening:
@@ -230,7 +224,7 @@ def _dedup_summary(topic_dir: Path) -> dict:
     review = topic_dir / "dedup" / "pairs_to_review.csv"
     return {"by_rule": [(rule, RULE_DESCRIPTIONS.get(rule, ""), n)
                         for rule, n in sorted(by_rule.items(), key=lambda x: (-x[1], x[0]))],
-            "pairs_to_review": len(_read_csv(review)) if review.exists() else 0}
+            "pairs_to_review": len(read_csv_rows(review)) if review.exists() else 0}
 
 
 def _codebook(topic: dict) -> Codebook | None:
@@ -254,7 +248,7 @@ def _theories(topic_dir: Path, codebook: Codebook | None) -> list[dict]:
     and its counts in words."""
     statements = {t.id: t.statement for t in codebook.theories} if codebook else {}
     theories = []
-    for row in _read_csv(topic_dir / "synthesis" / "theory_status.csv"):
+    for row in read_csv_rows(topic_dir / "synthesis" / "theory_status.csv"):
         set_aside = [r for r in (row.get("set_aside_records") or "").split(";") if r]
         theories.append({
             **row,
@@ -313,7 +307,7 @@ def _coding_summary(topic_dir: Path) -> dict | None:
     """How many sentences reviewers coded (extract.coding), of how many, in how many
     records, and how reviewers who coded the same sentences agree
     (extract/coding_agreement.json); None without a sentence table."""
-    sentences = _read_csv(topic_dir / "extract" / "sentences.csv")
+    sentences = read_csv_rows(topic_dir / "extract" / "sentences.csv")
     if not sentences:
         return None
     reviewed = [r for r in sentences if r.get("method") in (REVIEWER_METHOD, CONFLICT_METHOD)]
@@ -359,7 +353,7 @@ def _cite(record: dict | None, record_id: str) -> str:
 def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included: list[dict],
                     flow_svg: str) -> dict:
     codebook = _codebook(topic)
-    cmo_rows = _read_csv(topic_dir / "extract" / "cmo.csv")
+    cmo_rows = read_csv_rows(topic_dir / "extract" / "cmo.csv")
     records = {r["record_id"]: r for r in included}
     theories = _theories(topic_dir, codebook)
     tables = theory_tables(topic_dir, codebook, records, _cite)
@@ -375,7 +369,7 @@ def _report_context(topic: dict, topic_dir: Path, counts: PrismaCounts, included
         "codebook_path": _topic_relative(topic["codebook"], topic),
         "codebook_title": f"{codebook.title} (version {codebook.version})" if codebook else "",
         "coder_in_words": _coder_in_words(
-            cmo_rows, _read_csv(topic_dir / "extract" / "sentences.csv")),
+            cmo_rows, read_csv_rows(topic_dir / "extract" / "sentences.csv")),
         "tables": tables, "rows_shown": ROWS_SHOWN,
         "heatmap": heatmap(topic_dir, codebook),
         "codebook_sources": codebook.sources if codebook else (),

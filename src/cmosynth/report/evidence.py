@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 
 from cmosynth.extract.codebook import ROLES, Codebook
 from cmosynth.extract.sentences import STRUCTURED_HEADINGS
-from cmosynth.files import atomic_write
+from cmosynth.files import atomic_write, read_csv_rows
 
 #: Quotes of one record this alike (rapidfuzz ratio) are one piece of evidence, shown once:
 #: the same sentence in the abstract and the full text, or a clause and its sentence.
@@ -43,12 +43,6 @@ def display_quote(quote: str) -> str:
         previous, quote = quote, _EDGE_LABEL.sub("", quote).strip()
     return quote
 
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def labels(ids: str, codebook: Codebook | None) -> list[str]:
@@ -89,9 +83,9 @@ def theory_tables(topic_dir: Path, codebook: Codebook | None, records: dict[str,
                   cite) -> dict[str, list[dict]]:
     """Per theory id, its CMOC rows for the report (counted ones first, strongest first;
     off-topic ones after, marked), near-duplicates merged."""
-    cmocs = {row["cmoc_id"]: row for row in _read_csv(topic_dir / "extract" / "cmo.csv")}
+    cmocs = {row["cmoc_id"]: row for row in read_csv_rows(topic_dir / "extract" / "cmo.csv")}
     by_theory: dict[str, list[dict]] = {}
-    for link in _read_csv(topic_dir / "synthesis" / "theory_evidence.csv"):
+    for link in read_csv_rows(topic_dir / "synthesis" / "theory_evidence.csv"):
         cmoc = cmocs.get(link["cmoc_id"])
         if cmoc is None:
             continue
@@ -132,7 +126,7 @@ def write_cmoc_table(path: Path, theories: Iterable[dict], tables: dict[str, lis
 def heatmap(topic_dir: Path, codebook: Codebook | None) -> dict | None:
     """The mechanism-by-outcome matrix (distinct records per cell) by labels, the rows and
     columns with any record only, each cell with a shade from 0 to 1; None when empty."""
-    rows = _read_csv(topic_dir / "synthesis" / "matrix.csv")
+    rows = read_csv_rows(topic_dir / "synthesis" / "matrix.csv")
     if not rows:
         return None
     outcomes = [c for c in rows[0] if c not in ("mechanism", "label", "kind")]
