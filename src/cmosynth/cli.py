@@ -72,8 +72,9 @@ def _add_dedup(sub) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output JSONL")
     p.add_argument("--review-pairs", type=Path, default=None,
                    help="CSV of uncertain pairs for a reviewer to decide")
-    p.add_argument("--overrides", type=Path, default=None,
-                   help="reviewer CSV of pair decisions (duplicates / not_duplicates)")
+    p.add_argument("--overrides", type=Path, action="append", default=[], metavar="CSV",
+                   help="a reviewer's CSV of pair decisions (duplicates / not_duplicates); "
+                   "repeat for each reviewer")
     p.add_argument("--previous", type=Path, default=None,
                    help="an earlier deduplicated JSONL whose decisions are kept (incremental)")
     p.add_argument("--history", type=Path, default=None,
@@ -185,6 +186,11 @@ def _add_extract(sub) -> None:
                         "repeat for several files or reviewers (reviewer: the column, else "
                         "the file's name; a reviewer's later rows win; reviewer `consensus` "
                         "settles conflicts)")
+    p.add_argument("--configurations", type=Path, action="append", default=[],
+                   metavar="CSV",
+                   help="CMOCs a reviewer linked by hand (record_id, cmoc, theory_id, "
+                        "<role>_sentence, <role> concepts, summary); they replace the "
+                        "coder's for their records; repeat for each reviewer")
     p.add_argument("--agreement", type=Path, default=None, metavar="JSON",
                    help="also write how the reviewers' coding agrees (per pair: Cohen's "
                         "kappa and F1 per role, macro F1) and how many conflicts remain")
@@ -201,7 +207,7 @@ def _run_extract(args) -> int:
                  full_text_dir=args.full_text, embeddings=args.embeddings, llm=args.llm,
                  coder=args.coder,
                  sentences=args.sentences, coding=args.coding, agreement=args.agreement,
-                 conflicts=args.conflicts)
+                 conflicts=args.conflicts, configurations=args.configurations)
     return 0
 
 
@@ -396,6 +402,34 @@ def _run_run(args) -> int:
     return 0
 
 
+def _add_lab(sub) -> None:
+    p = sub.add_parser("lab", help="open the reviewer's workspace in the browser",
+                       description="A local web workspace on the topic's outputs: screen "
+                       "records one at a time in priority order, settle duplicate pairs, "
+                       "code sentences and link CMOCs, resolve conflicts between reviewers, "
+                       "and rerun the workflow. It writes only your reviewer files "
+                       "(reviews/<topic>/... unless the topic names others).")
+    p.add_argument("topic", type=Path, help="topic YAML file")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="outputs folder (default: outputs)")
+    p.add_argument("--reviewer", default=None,
+                   help="your name, which names your files (default: your login name)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1; any other needs the token "
+                        "printed at start)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(run=_run_lab)
+
+
+def _run_lab(args) -> int:
+    from cmosynth.web import serve
+
+    serve(args.topic, args.outputs, args.reviewer, args.host, args.port,
+          open_browser=not args.no_browser)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmosynth", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cmosynth {__version__}")
@@ -404,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_convert, _add_dedup, _add_screen, _add_screen_simulate,
                 _add_fulltext, _add_extract, _add_coding_sheet, _add_synthesize, _add_report,
-                _add_validate, _add_new_topic, _add_run, _add_update):
+                _add_validate, _add_new_topic, _add_run, _add_update, _add_lab):
         add(sub)
     return parser
 

@@ -18,6 +18,7 @@ from cmosynth.config import (ERROR, WARNING, Problem, _DefaultFillingValidator, 
                              schema_problems, with_derived_values)
 from cmosynth.errors import ConfigError
 from cmosynth.extract.codebook import load_codebook
+from cmosynth.reviewers import KINDS, topic_key
 from cmosynth.screen.topicality import QuerySyntaxError, parse_query
 
 
@@ -42,9 +43,13 @@ def _file_problems(topic: dict, path: Path) -> list[Problem]:
     """Every file the topic names: missing ones are errors, empty imports warnings."""
     problems = []
     named = [("search.imports", f) for f in _listed(topic["search"]["imports"])]
-    named += [("screen.decisions", f) for f in _listed(topic["screen"]["decisions"])]
-    named += [("dedup.overrides", f) for f in _listed(topic["dedup"]["overrides"])]
-    named += [("extract.coding", f) for f in _listed(topic["extract"]["coding"])]
+    for kind in KINDS:   # reviewer files: a pattern with `*` may match nothing yet
+        named += [(topic_key(kind), f) for f in _listed(_section(topic, kind))
+                  if "*" not in f]
+        problems += [Problem(str(path), _yaml_line(path, topic_key(kind).split(".")),
+                             topic_key(kind), f"{f}: only the file name may hold `*` "
+                             "(e.g. reviews/topic/screening/*.csv)")
+                     for f in _listed(_section(topic, kind)) if "*" in str(Path(f).parent)]
     for key, name in named:
         file = Path(name)
         line = _yaml_line(path, key.split("."))
@@ -55,6 +60,11 @@ def _file_problems(topic: dict, path: Path) -> list[Problem]:
             problems.append(Problem(str(path), line, key, f"{name} is empty: it adds no "
                                     "records", WARNING))
     return problems
+
+
+def _section(topic: dict, kind: str):
+    section, key, _ = KINDS[kind]
+    return topic[section].get(key)
 
 
 def check_topic(path: str | Path) -> tuple[dict | None, list[Problem]]:

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from cmosynth.config import parse_date
+from cmosynth.reviewers import reviewer_files
 from cmosynth.topics import checked_topic
 
 OUT = config["outputs"]
@@ -57,13 +58,15 @@ def topic_full_text_manifest(wildcards):
 
 
 def reviewer_coding(wildcards):
-    """The reviewer's coding CSV(s) of the topic (`extract.coding`), or no input.
+    """The reviewers' coding CSVs of the topic (`extract.coding`, patterns expanded).
 
     They are inputs so that a new or edited coding file reruns extraction."""
-    coding = _topic(wildcards)["extract"]["coding"]
-    if not coding:
-        return []
-    return [coding] if isinstance(coding, str) else list(coding)
+    return [str(p) for p in reviewer_files(_topic(wildcards), "coding")]
+
+
+def reviewer_configurations(wildcards):
+    """The CMOCs reviewers linked by hand (`extract.configurations`, patterns expanded)."""
+    return [str(p) for p in reviewer_files(_topic(wildcards), "configurations")]
 
 
 def extract_options(wildcards, input):
@@ -74,9 +77,10 @@ def extract_options(wildcards, input):
         options.append(f"--full-text {Path(input.fulltext).parent}")
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
     options.append(f"--coder {settings['coder']}")
-    coding = input.get("coding") or []
-    options += [f"--coding {shlex.quote(str(path))}"
-                for path in ([coding] if isinstance(coding, str) else coding)]
+    for name in ("coding", "configurations"):
+        files = input.get(name) or []
+        options += [f"--{name} {shlex.quote(str(path))}"
+                    for path in ([files] if isinstance(files, str) else files)]
     return " ".join(options)
 
 
@@ -87,22 +91,20 @@ def topic_imports(wildcards):
 
 
 def topic_dedup_overrides(wildcards):
-    """The reviewer's pair decisions (`dedup.overrides`) as an input, or no input."""
-    overrides = _topic(wildcards)["dedup"]["overrides"]
-    return [overrides] if overrides else []
+    """The reviewers' pair decisions (`dedup.overrides`, patterns expanded) as inputs."""
+    return [str(p) for p in reviewer_files(_topic(wildcards), "overrides")]
 
 
 def dedup_options(wildcards, input):
-    """`--overrides FILE` when the topic names a reviewer overrides CSV."""
-    return f"--overrides {input.overrides}" if input.get("overrides") else ""
+    """`--overrides FILE` for each reviewer overrides CSV."""
+    files = input.get("overrides") or []
+    return " ".join(f"--overrides {shlex.quote(str(path))}"
+                    for path in ([files] if isinstance(files, str) else files))
 
 
 # --- screen ----------------------------------------------------------------------------
 def reviewer_decisions(wildcards):
-    """The reviewer decision CSV(s) of the topic (`screen.decisions`), or no input.
+    """The reviewers' decision CSVs of the topic (`screen.decisions`, patterns expanded).
 
     They are inputs so that a new or edited decision file reruns screening."""
-    decisions = _topic(wildcards)["screen"]["decisions"]
-    if not decisions:
-        return []
-    return [decisions] if isinstance(decisions, str) else list(decisions)
+    return [str(p) for p in reviewer_files(_topic(wildcards), "decisions")]

@@ -31,6 +31,7 @@ rule extract_cmo:
         codebook=topic_codebook,
         fulltext=topic_full_text_manifest,
         coding=reviewer_coding,
+        configurations=reviewer_configurations,
     output:
         cmo=f"{OUT}/{{topic}}/extract/cmo.csv",
         sentences=f"{OUT}/{{topic}}/extract/sentences.csv",

@@ -22,7 +22,8 @@ from cmosynth.files import atomic_write, read_reviewer_csv, write_jsonl
 from cmosynth.imports import read_records_file
 from cmosynth.records import read_records, write_records
 
-__all__ = ["dedup_files", "dedup_records", "read_overrides", "read_previous",
+__all__ = ["dedup_files", "dedup_records", "read_override_files", "read_overrides",
+           "read_previous", "settle_overrides",
            "write_review_pairs", "DedupResult", "Override", "DEDUP_FIELDS", "REVIEW_COLUMNS"]
 
 log = logging.getLogger("cmosynth.dedup")
@@ -45,9 +46,37 @@ def read_overrides(path: str | os.PathLike) -> list[Override]:
         a, b = row["record_id_a"], row["record_id_b"]
         if not a or not b:
             raise InputError(path, "record_id_a and record_id_b are both needed", line=line)
-        overrides.append(Override(a, b, _DECISIONS[decision], row.get("reviewer", ""),
+        overrides.append(Override(a, b, _DECISIONS[decision],
+                                  row.get("reviewer", "") or Path(path).stem,
                                   row.get("reason", "")))
     return overrides
+
+
+def settle_overrides(overrides: Iterable[Override]) -> list[Override]:
+    """One decision per pair from every reviewer's rows (a reviewer's later row for a
+    pair replaces their earlier one): the reviewer `consensus` settles a pair; reviewers
+    who disagree keep the two records apart until then, since a wrong merge hides a
+    study from screening while a missed one is only counted twice."""
+    latest: dict[tuple[str, str], dict[str, Override]] = {}
+    for o in overrides:
+        pair = tuple(sorted((o.record_id_a, o.record_id_b)))
+        latest.setdefault(pair, {})[o.reviewer.lower()] = o
+    settled = []
+    for pair, by_reviewer in latest.items():
+        if "consensus" in by_reviewer:
+            settled.append(by_reviewer["consensus"])
+        elif len({o.duplicates for o in by_reviewer.values()}) == 1:
+            settled.append(next(iter(by_reviewer.values())))
+        else:
+            log.info("reviewers disagree on %s and %s; kept apart until a consensus row "
+                     "settles them", *pair)
+            settled.append(Override(*pair, False, "disagreement", "reviewers disagree"))
+    return settled
+
+
+def read_override_files(paths: Iterable[str | os.PathLike]) -> list[Override]:
+    """Every reviewer's pair decisions, settled to one per pair."""
+    return settle_overrides(o for path in paths for o in read_overrides(path))
 
 
 def read_previous(path: str | os.PathLike) -> dict[str, dict]:
@@ -79,7 +108,7 @@ def write_ledger(path: str | os.PathLike, records: Iterable[dict]) -> None:
 
 def dedup_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                 review_pairs: str | os.PathLike | None = None,
-                overrides: str | os.PathLike | None = None,
+                overrides: Sequence[str | os.PathLike] = (),
                 previous: str | os.PathLike | None = None,
                 history: str | os.PathLike | None = None) -> DedupResult:
     """Read, deduplicate and write every input record (sorted by record_id) to `output`.
@@ -104,7 +133,9 @@ def dedup_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, 
         earlier = read_previous(previous)
     elif history and Path(history).exists():
         earlier = read_previous(history)
-    result = dedup_records(records, read_overrides(overrides) if overrides else [], earlier)
+    if isinstance(overrides, (str, os.PathLike)):
+        overrides = [overrides]
+    result = dedup_records(records, read_override_files(overrides), earlier)
     write_records(output, sorted(result.records, key=lambda r: r["record_id"]))
     if review_pairs:
         write_review_pairs(review_pairs, result.review_pairs)

@@ -7,7 +7,9 @@ coded elements into CMOCs, maps each to its best programme theory and writes the
 also writes every sentence with the roles it was given and their confidences: the coding
 audit trail a reviewer checks (and what a sentence-level evaluation scores). With
 `coding=`, sentences reviewers have coded keep the reviewers' roles and teach the coder,
-and their agreement and conflicts are written beside (`cmosynth.extract.coding`).
+and their agreement and conflicts are written beside (`cmosynth.extract.coding`). With
+`configurations=`, the CMOCs reviewers linked by hand replace the coder's for their records
+(`cmosynth.extract.configurations`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from cmosynth.console import track
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.extract.coding import (CONFLICT_COLUMNS, REVIEWER_METHOD, SHEET_COLUMNS,
                                      SentenceCoding, coding_agreement, coding_sheet,
-                                     conflict_rows, cross_fitted_agreement, match_coding,
-                                     read_coding)
+                                     check_concepts, conflict_rows, cross_fitted_agreement,
+                                     match_coding, read_coding)
+from cmosynth.extract.configurations import configuration_rows, read_configurations
 from cmosynth.extract.link import CodedSentence, Configuration, best_theory, link_configurations
 from cmosynth.extract.roles import CODERS, RoleCoder, gather_evidence, position_category
 from cmosynth.extract.sentences import Sentence, record_sentences, split_spans
@@ -36,6 +39,7 @@ log = logging.getLogger("cmosynth.extract")
 CMO_COLUMNS: tuple[str, ...] = (
     "cmoc_id", "record_id", "pmid", "doi", "theory_id", "context", "mechanism", "outcome",
     "context_quote", "mechanism_quote", "outcome_quote", "section", "confidence", "method",
+    "summary",
 )
 
 #: The sentence table: every sentence coded, in reading order, with or without a role.
@@ -58,6 +62,8 @@ class ExtractOptions:
     llm: bool = False
     approach: str | None = None     # None: the shipped default (roles.DEFAULT_APPROACH)
     coding: tuple[Path, ...] = ()   # the reviewer's coding CSVs (topic extract.coding)
+    #: CMOCs reviewers linked by hand (topic extract.configurations)
+    configurations: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,18 @@ def extract_file(input: str | Path, output: str | Path, codebook: str | Path | N
                  full_text_dir: str | Path | None = None, embeddings: bool = False,
                  llm: bool = False, sentences: str | Path | None = None,
                  coding: Iterable[str | Path] = (), agreement: str | Path | None = None,
-                 conflicts: str | Path | None = None, coder: str = "transformer") -> int:
+                 conflicts: str | Path | None = None, coder: str = "transformer",
+                 configurations: Iterable[str | Path] = ()) -> int:
     """Extract CMOCs from a records JSONL into a CMO table CSV (and, with `sentences`,
     every coded sentence into a sentence table CSV); returns the CMOC count. `coding`:
-    the reviewers' coding CSVs (`cmosynth.extract.coding`); `agreement` (JSON) and
+    the reviewers' coding CSVs (`cmosynth.extract.coding`); `configurations`: the CMOCs
+    they linked by hand (`cmosynth.extract.configurations`); `agreement` (JSON) and
     `conflicts` (CSV) receive how they agree and what they coded differently."""
     book = load_codebook(codebook)
     records = list(read_records(input))
     options = ExtractOptions(Path(full_text_dir) if full_text_dir else None, embeddings, llm,
-                             approach=CODERS[coder], coding=tuple(Path(c) for c in coding))
+                             approach=CODERS[coder], coding=tuple(Path(c) for c in coding),
+                             configurations=tuple(Path(c) for c in configurations))
     result = extract_all(records, book, options)
     write_table(output, CMO_COLUMNS, result.configurations)
     if sentences is not None:
@@ -140,6 +149,8 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     from cmosynth.extract.roles import DEFAULT_APPROACH
 
     coding = read_coding(options.coding)     # first: a bad file stops before any work
+    check_concepts(coding, codebook.concepts_by_id)
+    linked_by_hand = read_configurations(options.configurations, codebook)
     records = unique_records(records)
     suggester = None
     if options.llm:
@@ -179,8 +190,9 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
     sentence_rows: dict[str, list[dict]] = {}
     coded_rows: list[tuple[dict, SentenceCoding]] = []   # a sentence row, its reviewers' coding
     for record, group, evidence in groups:
-        coded = [CodedSentence(s, next(roles)) for s in group]
         mine = [next(codings) for _ in group]
+        coded = [CodedSentence(s, next(roles), concepts=m.concepts if m is not None else None)
+                 for s, m in zip(group, mine)]
         by_reviewer = {k for k, c in enumerate(mine) if c is not None}
         by_record.setdefault(record["record_id"], []).extend(
             (c, configuration_method(c, by_reviewer, method))
@@ -193,8 +205,13 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
         coded_rows += [(row, m) for row, m in zip(new_rows, mine) if m is not None]
     rows: list[dict] = []
     for record in track(records, "linking CMOCs", total=len(records)):
-        record_rows = [cmo_row(record, c, codebook, m)
-                       for c, m in by_record.get(record["record_id"], [])]
+        if linked_by_hand.get(record["record_id"]):
+            record_rows = [_with_theory(row, codebook) for row in configuration_rows(
+                record, linked_by_hand[record["record_id"]],
+                sentence_rows.get(record["record_id"], []))]
+        else:
+            record_rows = [cmo_row(record, c, codebook, m)
+                           for c, m in by_record.get(record["record_id"], [])]
         if suggester is not None:
             record_rows += suggester.suggest(record, record_texts(record, options.full_text_dir))
         for number, row in enumerate(sorted(record_rows, key=_row_order), start=1):
@@ -209,6 +226,15 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
                       agreement,
                       conflict_rows(sorted(((row["record_id"], row["sentence"], row["text"], m)
                                             for row, m in coded_rows), key=lambda t: t[:2])))
+
+
+def _with_theory(row: dict, codebook: Codebook) -> dict:
+    """A reviewer's configuration without a theory gets the best-matching one."""
+    if not row["theory_id"]:
+        concepts = frozenset(c for role in ROLES for c in row[role].split(";") if c)
+        theory = best_theory(concepts, codebook.theories)
+        row["theory_id"] = theory.id if theory else ""
+    return row
 
 
 def configuration_method(configuration: Configuration, by_reviewer: set[int], method: str
@@ -292,7 +318,7 @@ def cmo_row(record: dict, configuration: Configuration, codebook: Codebook, meth
         element = configuration.elements.get(role)
         row[f"{role}_quote"] = element.quote if element else ""
     row.update(section=configuration.section, confidence=f"{configuration.confidence:.3f}",
-               method=method)
+               method=method, summary="")
     return row
 
 
@@ -306,7 +332,10 @@ def sentence_row(record: dict, number: int, coded: CodedSentence, evidence, meth
     for role in ROLES:
         confidence = coded.roles.get(role)
         row[f"{role}_confidence"] = f"{confidence:.3f}" if confidence is not None else ""
-    concepts = dict.fromkeys(c for role in ROLES for c in evidence.concepts.get(role, ()))
+    if coded.concepts is not None:   # the reviewer's concepts replace the cues'
+        concepts = dict.fromkeys(sorted(coded.concepts))
+    else:
+        concepts = dict.fromkeys(c for role in ROLES for c in evidence.concepts.get(role, ()))
     row.update(concepts=";".join(concepts), method=method, text=sentence.text)
     return row
 
@@ -315,7 +344,7 @@ def _row_order(row: dict) -> tuple:
     """Title first, then abstract, then full text, then LLM suggestions; ties by content."""
     order = 0 if row["section"] == "title" else 2 if row["section"].startswith("fulltext") else 1
     return (order, row["method"].startswith("llm"), row["section"],
-            tuple(row[c] for c in CMO_COLUMNS[5:]))
+            tuple(row.get(c, "") for c in CMO_COLUMNS[5:]))
 
 
 def write_table(path: str | Path, columns: tuple[str, ...], rows: list[dict]) -> None:

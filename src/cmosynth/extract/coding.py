@@ -75,6 +75,8 @@ class CodedByReviewer:
     path: str
     line: int
     reviewer: str = ""
+    #: Codebook concept ids the reviewer gave the sentence; None: the cues decide.
+    concepts: frozenset[str] | None = None
 
     def matches(self, text: str) -> bool:
         """Whether the sentence is still the one the reviewer coded."""
@@ -117,6 +119,15 @@ class SentenceCoding:
     def method(self) -> str:
         return CONFLICT_METHOD if self.unsettled else REVIEWER_METHOD
 
+    @property
+    def concepts(self) -> frozenset[str] | None:
+        """The consensus's concepts, else those every reviewer who gave concepts agrees
+        on; None (the codebook's cues decide) when none gave any or they differ."""
+        if self.consensus is not None and self.consensus.concepts is not None:
+            return self.consensus.concepts
+        given = {row.concepts for row in self.views.values() if row.concepts is not None}
+        return next(iter(given)) if len(given) == 1 else None
+
 
 def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
     """The roles of a `roles` cell ('context;outcome', 'none', empty)."""
@@ -128,6 +139,27 @@ def parse_roles(value: str, path: Path, line: int) -> frozenset[str]:
         raise InputError(path, f"role {unknown[0]!r} is not one of {', '.join(ROLES)} "
                                "(separate roles with ';', leave empty for none)", line=line)
     return frozenset(words)
+
+
+def parse_concepts(value: str) -> frozenset[str] | None:
+    """Concept ids of a `concepts` cell; None for an empty cell (the cues decide), no
+    concepts for `none`."""
+    words = [w for w in re.split(r"[;,\s]+", value.strip()) if w]
+    if not words:
+        return None
+    return frozenset() if [w.lower() for w in words] in (["none"], ["-"]) else frozenset(words)
+
+
+def check_concepts(coding: CodingTable, known: Iterable[str]) -> None:
+    """Every concept a reviewer gave is one of the codebook's (InputError naming the row)."""
+    known = set(known)
+    for rows in coding.values():
+        for row in rows.values():
+            unknown = sorted((row.concepts or frozenset()) - known)
+            if unknown:
+                raise InputError(row.path, f"concept {unknown[0]!r} is not in the codebook; "
+                                           "use the concept ids of the topic's codebook",
+                                 line=row.line)
 
 
 def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
@@ -148,7 +180,8 @@ def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
                                    "extract/sentences.csv (1, 2, ...)", line=line)
         rows.append(CodedByReviewer(record_id, int(number), parse_roles(row["roles"], path, line),
                                     row.get("text"), str(path), line,
-                                    row.get("reviewer") or path.stem))
+                                    row.get("reviewer") or path.stem,
+                                    parse_concepts(row.get("concepts", ""))))
     return rows
 
 

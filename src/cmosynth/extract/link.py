@@ -52,6 +52,8 @@ class CodedSentence:
     sentence: Sentence
     roles: dict[str, float]
     elements: dict[str, Element] = field(default_factory=dict)
+    #: Concept ids a reviewer gave the sentence; None: the codebook's cues decide.
+    concepts: frozenset[str] | None = None
 
 
 def clause_spans(text: str) -> dict[str, tuple[int, int]]:
@@ -124,6 +126,12 @@ def code_elements(coded: CodedSentence, index: int, codebook: Codebook,
     elements = {}
     for role, confidence in coded.roles.items():
         span = (0, len(text))
+        if coded.concepts is not None:   # the reviewer's concepts: the role's clause quoted
+            span = clauses.get(role, span)
+            concepts = tuple(c.id for c in codebook.concepts_for(role) if c.id in coded.concepts)
+            elements[role] = Element(role, concepts, text[span[0]:span[1]], index,
+                                     coded.sentence.section, confidence, span)
+            continue
         concepts = _concepts_in(text, role, codebook)
         if not concepts and fallback is not None:
             concepts = fallback(text, role)

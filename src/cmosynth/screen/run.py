@@ -24,6 +24,7 @@ from cmosynth.console import track
 from cmosynth.errors import InputError
 from cmosynth.files import atomic_write, write_json
 from cmosynth.records import read_records, write_records
+from cmosynth.reviewers import reviewer_files
 from cmosynth.screen.decisions import (Agreement, ReviewerDecision, agreement,
                                        latest_by_reviewer, read_decisions, reviewer_verdicts,
                                        screening_sequence)
@@ -77,11 +78,8 @@ class ScoringResult:
 
 
 def decision_paths(topic: dict) -> list[Path]:
-    """The topic's reviewer decision files (`screen.decisions`: one path or a list)."""
-    value = topic.get("screen", {}).get("decisions")
-    if not value:
-        return []
-    return [Path(p) for p in ([value] if isinstance(value, str) else value)]
+    """The topic's reviewer decision files (`screen.decisions`: paths or patterns)."""
+    return reviewer_files(topic, "decisions")
 
 
 def load_screening_records(path: Path) -> tuple[list[dict], dict[str, str]]:
