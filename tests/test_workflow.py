@@ -33,7 +33,8 @@ def run_snakemake(workdir: Path, topic: Path, outputs: Path) -> subprocess.Compl
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed in this venv")
-def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_path):
+def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_path,
+                                                         monkeypatch):
     topic = tmp_path / "tiny.yaml"
     topic.write_text(yaml.safe_dump({
         "name": "tiny", "title": "Co-production in health care: a tiny test topic",
@@ -129,6 +130,23 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert any(quote and quote in coded["text"] for r in read_csv(topic_dir / "extract" / "cmo.csv")
                if r["record_id"] == coded["record_id"]
                for quote in (r["context_quote"], r["outcome_quote"]))
+
+    # A reviewer screens in the workspace: the decision goes to reviews/tiny/screening/
+    # alice.csv, a file the topic never named, and the workflow reads it on the next run.
+    from cmosynth.web.workspace import Workspace
+
+    monkeypatch.chdir(tmp_path)   # reviewer files: relative to the folder the workflow runs in
+    workspace = Workspace(topic, outputs, "alice")
+    chosen = workspace.queue().next_record()["record_id"]
+    workspace.decide(chosen, "exclude", "not about co-production")
+    workspace.close()
+    assert (tmp_path / "reviews" / "tiny" / "screening" / "alice.csv").exists()
+    fourth = run_snakemake(tmp_path, topic, outputs)
+    assert fourth.returncode == 0, fourth.stderr[-4000:]
+    rescreened = {r["record_id"]: r for r in read_csv(topic_dir / "screen" / "screening.csv")}
+    assert (rescreened[chosen]["decision"], rescreened[chosen]["decided_by"],
+            rescreened[chosen]["exclusion_reason"]) == ("exclude", "reviewer",
+                                                        "not about co-production")
 
 
 CMOSYNTH = Path(sys.executable).parent / "cmosynth"

@@ -26,15 +26,15 @@ from markupsafe import Markup
 
 from cmosynth.config import load_topic
 from cmosynth.dedup import read_overrides, settle_overrides
-from cmosynth.errors import CmosynthError, InputError
+from cmosynth.errors import CmosynthError, ConfigError, InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.extract.coding import (CodedByReviewer, coding_agreement, coding_sheet,
                                      read_coding_file, _sentence_coding)
 from cmosynth.extract.configurations import ReviewerConfiguration, read_configuration_file
 from cmosynth.files import read_csv_rows
 from cmosynth.records import read_records
-from cmosynth.reviewers import (COLUMNS, append_rows, remove_last_row, reviewer_file,
-                                reviewer_files)
+from cmosynth.reviewers import (COLUMNS, append_rows, check_reviewer_name, remove_last_row,
+                                reviewer_file, reviewer_files)
 from cmosynth.screen.decisions import (CONSENSUS_REVIEWER, ReviewerDecision, agreement,
                                        latest_by_reviewer, normalise_decision,
                                        read_decision_file)
@@ -174,8 +174,7 @@ class Workspace:
         self.outputs = Path(self.outputs)
         self.topic = load_topic(self.topic_path)
         self.folder = self.outputs / self.topic["name"]
-        for kind in COLUMNS:                    # a reviewer name the topic cannot hold fails now
-            reviewer_file(self.topic, kind, self.reviewer)
+        check_reviewer_name(self.reviewer)      # a name that cannot name a file fails now
         self.codebook: Codebook | None = (load_codebook(self.topic["codebook"])
                                           if Path(self.topic["codebook"]).exists() else None)
         self._terms = term_pattern(query_terms(self.topic["search"]["pubmed"].get("query", "")))
@@ -604,7 +603,12 @@ class Workspace:
                           or r["data"] != "NA" and r["n"] not in (0, "0", "")]
             except InputError as error:
                 log.warning("%s", error)
-        mine = {kind: self.my_file(kind) for kind in COLUMNS}
+        mine = {}
+        for kind in COLUMNS:
+            try:
+                mine[kind] = self.my_file(kind)
+            except ConfigError as error:      # the topic names files, none of them yours
+                mine[kind] = f"not writable here: {error}"
         report = self.folder / "report" / "index.html"
         return {"summary": summary, "prisma": prisma, "files": mine,
                 "report": report if report.exists() else None, "job": self.job}
