@@ -14,6 +14,7 @@ import pytest
 from cmosynth.errors import ConfigError, InputError
 from cmosynth.reviewers import (COLUMNS, append_rows, patterns, remove_last_row,
                                 reviewer_file, reviewer_files)
+from eutils_server import eutils_server  # noqa: F401 (fixture)
 from lab_review import run_stages, write_topic
 
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (test extra)")
@@ -346,3 +347,46 @@ def test_pairs_coding_and_conflicts_write_the_files_the_pipeline_reads(client):
     assert (settled["roles"], settled["reviewer"]) == ("context;outcome", "consensus")
     coding_table = read_coding(reviewer_files(topic, "coding"))
     assert coding_table[("pmid:90000002", 1)]["consensus"].roles == {"context", "outcome"}
+
+
+def finished(client) -> None:
+    """Wait for the workspace's run to end; it must have succeeded."""
+    import time
+
+    status = {}
+    for _ in range(600):
+        status = client.get("/run/status").json()
+        if not status["running"]:
+            break
+        time.sleep(0.5)
+    assert status["returncode"] == 0, status["tail"]
+
+
+@pytest.mark.slow
+def test_the_rerun_button_runs_the_workflow_on_the_reviewers_files(eutils_server, tmp_path,
+                                                                   monkeypatch):
+    from starlette.testclient import TestClient
+
+    from cmosynth.web.app import create_app
+    from cmosynth.web.workspace import Workspace
+
+    monkeypatch.chdir(tmp_path)
+    topic = write_topic(tmp_path)
+    workspace = Workspace(topic, tmp_path / "outputs", "alice")
+    with TestClient(create_app(workspace, csrf="t"), base_url="http://127.0.0.1") as client:
+        assert "No run yet" in client.get("/overview").text
+        assert client.get("/screen").status_code == 200      # says: run the workflow first
+        assert post(client, "/run", {}, token="t").json() == {"running": True}
+        assert post(client, "/run", {}, token="t").status_code == 400, "one run at a time"
+        finished(client)
+        record = workspace.queue().next_record()["record_id"]
+        post(client, "/screen/decide", {"record_id": record, "decision": "exclude",
+                                        "reason": "not research"}, token="t")
+        assert post(client, "/run", {}, token="t").status_code == 200
+        finished(client)
+        screening = read(tmp_path / "outputs" / "labtest" / "screen" / "screening.csv")
+        row = next(r for r in screening if r["record_id"] == record)
+        assert (row["decision"], row["decided_by"], row["exclusion_reason"]) == (
+            "exclude", "reviewer", "not research")
+        assert "Where the review stands" in client.get("/overview").text
+        assert client.get("/report/index.html").status_code == 200

@@ -69,6 +69,10 @@ from cmosynth.extract.codebook import (DEFAULT_CODEBOOK, Codebook, Theory, compi
 from cmosynth.files import atomic_write
 from cmosynth.records import read_records
 
+#: The CMO table's columns a synthesis needs: `summary` (a reviewer's one line for a CMOC
+#: they linked by hand) may be absent, as in tables written before it existed.
+REQUIRED_CMO_COLUMNS = tuple(c for c in CMO_COLUMNS if c != "summary")
+
 log = logging.getLogger("cmosynth.synthesis")
 
 ROLES: tuple[str, ...] = ("context", "mechanism", "outcome")
@@ -215,10 +219,10 @@ def parse_cmocs(rows: Sequence[Mapping], book: Codebook, records: Mapping[str, d
 
 
 def _parse_row(row: Mapping, book: Codebook, records: Mapping[str, dict]) -> Cmoc:
-    missing = [c for c in CMO_COLUMNS if c not in row]
+    missing = [c for c in REQUIRED_CMO_COLUMNS if c not in row]
     if missing:
         raise _RowError(f"missing columns {', '.join(missing)}; the CMO table needs "
-                        f"{', '.join(CMO_COLUMNS)}")
+                        f"{', '.join(REQUIRED_CMO_COLUMNS)}")
     cmoc_id, theory_id, record_id = (_text(row[k]) for k in ("cmoc_id", "theory_id", "record_id"))
     if not cmoc_id:
         raise _RowError("cmoc_id is empty; every CMOC needs its own id")
@@ -600,10 +604,10 @@ def read_cmo_table(path: str | Path) -> tuple[list[dict], list[int]]:
         if not header:
             raise InputError(path, f"empty file; a CMO table starts with the header "
                              f"{','.join(CMO_COLUMNS)}", line=1)
-        missing = [c for c in CMO_COLUMNS if c not in header]
+        missing = [c for c in REQUIRED_CMO_COLUMNS if c not in header]
         if missing:
             raise InputError(path, f"missing columns {', '.join(missing)}; the CMO table needs "
-                             f"{', '.join(CMO_COLUMNS)}", line=1)
+                             f"{', '.join(REQUIRED_CMO_COLUMNS)}", line=1)
         rows, lines, previous = [], [], reader.line_num
         for row in reader:
             if None in row:

@@ -166,10 +166,12 @@ search:
 
 dedup:
   # Your decisions on pairs from dedup/pairs_to_review.csv (record_id_a,record_id_b,decision).
+  # Empty: reviews/<name>/duplicates/*.csv, one file per reviewer (cmosynth lab writes there).
   overrides: null
 
 screen:
   # Your screening decisions (record_id,decision,reason,reviewer), one file per reviewer.
+  # Empty: reviews/<name>/screening/*.csv (cmosynth lab writes there).
   decisions: null
   criteria:
     years: {{min: 2010, max: null}}
@@ -180,6 +182,7 @@ screen:
 
 extract:
   # Your coding: rows of extract/sentences.csv with the roles corrected.
+  # Empty: reviews/<name>/coding/*.csv (cmosynth lab writes there).
   coding: null
 """
 

@@ -185,6 +185,7 @@ class Workspace:
         self._aliases: dict[str, str] = {}
         self._records: dict[str, dict] = {}
         self._loaded_records = None
+        self._tables: dict[str, tuple] = {}
         self.decision_files = WatchedFiles(self.topic, "decisions", self._read_decisions)
         self.override_files = WatchedFiles(self.topic, "overrides", read_overrides)
         self.coding_files = WatchedFiles(self.topic, "coding", read_coding_file)
@@ -240,6 +241,8 @@ class Workspace:
             decisions = self.decision_files.current()
             if self._queue is None or self._queue_signature != self._loaded_records:
                 kept = [r for r in records.values() if not r.get("duplicate_of")]
+                self._stop.set()                  # the old queue's retraining thread ends
+                self._stop = threading.Event()
                 self._queue = ScreeningQueue(self.topic, kept, decisions, self.reviewer)
                 self._queue.retrain()
                 self._queue.retrain_in_background(self._stop)
@@ -322,7 +325,7 @@ class Workspace:
     def pairs(self) -> list[dict]:
         """Pairs to review with both records, their differences marked, and the
         decisions taken on them (this reviewer's, and the settled one)."""
-        rows = read_csv_rows(self.folder / "dedup" / "pairs_to_review.csv")
+        rows = self._table("dedup/pairs_to_review.csv")
         records = self.records()
         overrides = self.override_files.current()
         mine = {}
@@ -351,7 +354,7 @@ class Workspace:
 
     def decide_pair(self, a: str, b: str, same: bool, reason: str = "") -> None:
         known = {(r["record_id_a"], r["record_id_b"]) for r in
-                 read_csv_rows(self.folder / "dedup" / "pairs_to_review.csv")}
+                 self._table("dedup/pairs_to_review.csv")}
         records = self.records()
         if (a, b) not in known and (a not in records or b not in records):
             raise WorkspaceError(f"{a} and {b} are not a pair of this review")
@@ -363,10 +366,19 @@ class Workspace:
                         COLUMNS["overrides"])
 
     # --- coding ----------------------------------------------------------------------
+    def _table(self, relative: str) -> list[dict]:
+        """A stage's CSV table, read again only when the file changes (a rerun)."""
+        path = self.folder / relative
+        signature = _stat(path)
+        cached = self._tables.get(relative)
+        if cached is None or cached[0] != signature:
+            cached = self._tables[relative] = (signature, read_csv_rows(path))
+        return cached[1]
+
     def sentences(self) -> dict[str, list[dict]]:
         """record_id -> its rows of extract/sentences.csv, in order."""
         by_record: dict[str, list[dict]] = {}
-        for row in read_csv_rows(self.folder / "extract" / "sentences.csv"):
+        for row in self._table("extract/sentences.csv"):
             by_record.setdefault(row["record_id"], []).append(row)
         return by_record
 
@@ -426,7 +438,7 @@ class Workspace:
                 "concepts": [{"id": c, "label": concepts[c].label if c in concepts else c,
                               "role": concepts[c].role if c in concepts else ""}
                              for c in sentence_concepts]})
-        machine = [r for r in read_csv_rows(self.folder / "extract" / "cmo.csv")
+        machine = [dict(r) for r in self._table("extract/cmo.csv")
                    if r["record_id"] == record_id and r["method"] != "reviewer"]
         for cmoc in machine:
             cmoc["sentences"] = {role: _sentence_of(cmoc[f"{role}_quote"], rows)
