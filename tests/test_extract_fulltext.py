@@ -71,10 +71,49 @@ def test_full_texts_are_fetched_once_and_reruns_send_nothing(tmp_path, eutils):
     assert {r.params["db"] for r in eutils.requests_to("efetch")} == {"pmc"}
     sent = len(eutils.requests)
     counts = fetch_full_texts(records, folder)
-    assert counts == {"with_pmcid": 2, "fetched": 0, "present": 2}
+    assert counts == {"with_pmcid": 2, "fetched": 0, "present": 2, "retrieved": 2,
+                      "not_retrieved": 0}
     assert len(eutils.requests) == sent
     assert (folder / "manifest.json").read_bytes() == manifest      # rerun: same bytes
     assert [p.kind for p in read_full_text(folder / "PMC8435807.xml")] == ["body"]
+
+
+def test_empty_or_error_answers_from_pmc_are_counted_as_not_retrieved(tmp_path, eutils):
+    """PMC answers an id it cannot serve with an empty set, an <error> or front matter
+    alone: none is a full text, each is named in the manifest and counted as not retrieved."""
+    eutils.pmc_articles["7000001"] = b'<error id="7000001">Cannot get document</error>'
+    eutils.pmc_articles["7000002"] = (b'<article><front><article-meta><title-group><article-title>'
+                                      b'Closed</article-title></title-group></article-meta>'
+                                      b'</front></article>')
+    records = [new_record("test", pmid=str(n), pmcid=f"PMC{pmc}", title=f"Article {n}")
+               for n, pmc in ((1, "9000001"), (2, "7000001"), (3, "7000002"), (4, "7000003"))]
+    path = tmp_path / "included.jsonl"
+    write_jsonl(path, records)
+    counts = fetch_full_texts(path, tmp_path / "fulltext")
+    assert (counts["with_pmcid"], counts["retrieved"], counts["not_retrieved"]) == (4, 1, 3)
+    manifest = json.loads((tmp_path / "fulltext" / "manifest.json").read_text("utf-8"))
+    reasons = {a["pmcid"]: a["reason"] for a in manifest["articles"] if not a["retrieved"]}
+    assert reasons == {
+        "PMC7000001": "PMC answered with an error: Cannot get document",
+        "PMC7000002": "PMC sent the article without its body (the publisher does not allow "
+                      "the XML)",
+        "PMC7000003": "PMC sent no article (not in the open-access subset, or withdrawn)"}
+    assert (manifest["sought"], manifest["retrieved"], manifest["not_retrieved"]) == (4, 1, 3)
+
+    from cmosynth.report.prisma import prisma_counts, prisma_csv_rows
+
+    topic_dir = tmp_path / "outputs" / "t"
+    (topic_dir / "extract").mkdir(parents=True)
+    (tmp_path / "fulltext").rename(topic_dir / "extract" / "fulltext")
+    (topic_dir / "dedup").mkdir()
+    write_jsonl(topic_dir / "dedup" / "records.jsonl",
+                [{**r, "duplicate_of": None} for r in records])
+    (topic_dir / "screen").mkdir()
+    with open(topic_dir / "screen" / "screening.csv", "w", encoding="utf-8") as handle:
+        handle.write("record_id,rule_decision,rule_reason,decision,decided_by\n")
+        handle.writelines(f"{r['record_id']},,,include,reviewer\n" for r in records)
+    n = {row["data"]: row["n"] for row in prisma_csv_rows(prisma_counts(topic_dir))}
+    assert (n["dbr_sought_reports"], n["dbr_notretrieved_reports"], n["dbr_assessed"]) == (4, 3, 1)
 
 
 def test_cmocs_from_full_text_carry_their_section_and_verbatim_quotes(tmp_path):

@@ -53,11 +53,32 @@ def full_text_path(output_dir: str | Path, pmcid: str | None) -> Path | None:
     return Path(output_dir) / f"PMC{number}.xml" if number else None
 
 
+def not_retrieved_reason(data: bytes) -> str | None:
+    """Why a stored PMC answer holds no full text (None: it holds one). PMC answers an id
+    it cannot serve with an empty set, an <error>, or an article without a <body> (front
+    matter only, when the publisher does not allow the XML); none of these is a report
+    retrieved, and PRISMA must count it as not retrieved."""
+    try:
+        root = etree.fromstring(data, parser=etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False))
+    except etree.XMLSyntaxError:
+        return "PMC's answer is not valid XML"
+    error = root if root.tag == "error" else root.find(".//error")
+    if error is not None:
+        return f"PMC answered with an error: {_text(error) or 'no message'}"
+    articles = [root] if root.tag == "article" else root.findall(".//article")
+    if not articles:
+        return "PMC sent no article (not in the open-access subset, or withdrawn)"
+    if not any(body is not None and _text(body) for a in articles for body in [a.find("body")]):
+        return "PMC sent the article without its body (the publisher does not allow the XML)"
+    return None
+
+
 def fetch_full_texts(records_path: str | Path, output_dir: str | Path, client=None) -> dict:
     """Fetch the JATS full text of every record with a PMC id not yet in `output_dir`.
 
-    Returns counts: records with a PMC id, fetched now, already present.
-    """
+    Returns counts: records with a PMC id, fetched now, already present, and of those
+    the full texts retrieved and the answers that held none (by reason)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     wanted = sorted({pmc_number(r.get("pmcid")) for r in read_records(records_path)} - {None},
@@ -78,24 +99,40 @@ def fetch_full_texts(records_path: str | Path, output_dir: str | Path, client=No
         finally:
             if owned:
                 client.close()
-    log.info("full texts: %(with_pmcid)d records with a PMC id, %(fetched)d fetched, "
-             "%(present)d already present", counts)
-    write_manifest(output_dir, wanted)
+    manifest = write_manifest(output_dir, wanted)
+    counts["retrieved"] = manifest["retrieved"]
+    counts["not_retrieved"] = manifest["not_retrieved"]
+    log.info("full texts: %(with_pmcid)d records with a PMC id (%(fetched)d asked for now, "
+             "%(present)d already stored): %(retrieved)d retrieved, %(not_retrieved)d not",
+             counts)
+    for reason, n in sorted(manifest["not_retrieved_by_reason"].items()):
+        log.warning("%d full text(s) not retrieved: %s", n, reason)
     return counts
 
 
-def write_manifest(output_dir: Path, numbers: list[str]) -> None:
-    """`manifest.json`: each wanted article and how many paragraphs were read from it.
-    Deterministic, so a rerun rewrites it byte for byte; the workflow tracks this file
-    rather than the folder, so that stored full texts survive reruns."""
-    articles = []
+def write_manifest(output_dir: Path, numbers: list[str]) -> dict:
+    """`manifest.json`: each wanted article, whether its full text was retrieved (and if
+    not, why), and how many paragraphs were read from it; with the totals. Deterministic,
+    so a rerun rewrites it byte for byte; the workflow tracks this file rather than the
+    folder, so that stored full texts survive reruns. A stored answer that holds no full
+    text is kept (a rerun does not ask again; delete it to ask PMC again)."""
+    articles, reasons = [], {}
     for number in numbers:
         path = output_dir / f"PMC{number}.xml"
-        paragraphs = read_full_text(path)
-        articles.append({"pmcid": f"PMC{number}", "file": path.name,
-                         "paragraphs": len(paragraphs),
+        reason = not_retrieved_reason(path.read_bytes())
+        paragraphs = [] if reason else read_full_text(path)
+        articles.append({"pmcid": f"PMC{number}", "file": path.name, "retrieved": not reason,
+                         "reason": reason or "", "paragraphs": len(paragraphs),
                          "sections": sorted({p.kind for p in paragraphs})})
-    write_json(output_dir / MANIFEST, {"articles": articles})
+        if reason:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    manifest = {"sought": len(articles),
+                "retrieved": sum(a["retrieved"] for a in articles),
+                "not_retrieved": len(articles) - sum(a["retrieved"] for a in articles),
+                "not_retrieved_by_reason": dict(sorted(reasons.items())),
+                "articles": articles}
+    write_json(output_dir / MANIFEST, manifest)
+    return manifest
 
 
 def _text(element) -> str:

@@ -74,8 +74,11 @@ def render_flow_svg(counts: PrismaCounts, title: str = "") -> str:
         ("Identification", identified, removed, 0),
         ("Screening", [f"Records screened (n = {counts.records_screened:,})"], excluded, 0),
         ("Screening", [f"Reports sought for retrieval (n = {counts.included:,})"],
-         ["Reports not retrieved (n = 0)"], 0),
-        ("Screening", [f"Reports assessed for eligibility (n = {counts.included:,})"],
+         [f"Reports not retrieved (n = {counts.reports_not_retrieved:,})"]
+         + (["  (full texts are not sought)"] if counts.full_texts_retrieved is None
+            else ["  (no open-access full text in PMC;", "  included on the abstract)"]
+            if counts.reports_not_retrieved else []), 0),
+        ("Screening", [f"Reports assessed for eligibility (n = {counts.reports_assessed:,})"],
          ["Reports excluded (n = 0)", "  (full texts are not assessed by cmosynth)"], 0),
         ("Included", [f"Studies included in review (n = {counts.included:,})",
                       f"Reports of included studies (n = {counts.included:,})"], None, 80),

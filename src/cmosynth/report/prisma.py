@@ -35,6 +35,21 @@ class PrismaCounts:
     #: An update of a living review: included records found by earlier runs (None: a
     #: first review, whose flow has no "previous version" box).
     previous_included: int | None = None
+    #: Full texts retrieved from PMC for the included records (None: not sought, the
+    #: topic's extract.full_text is off).
+    full_texts_retrieved: int | None = None
+
+    @property
+    def reports_not_retrieved(self) -> int:
+        """Included records whose full text was sought and not retrieved (no PMC id, or
+        PMC answered without one); 0 when full texts were not sought."""
+        if self.full_texts_retrieved is None:
+            return 0
+        return max(self.included - self.full_texts_retrieved, 0)
+
+    @property
+    def reports_assessed(self) -> int:
+        return self.included - self.reports_not_retrieved
 
     @property
     def identified(self) -> int:
@@ -124,6 +139,13 @@ def prisma_counts(topic_dir: Path) -> PrismaCounts:
     identified, duplicates = count_identified(topic_dir / "dedup" / "records.jsonl")
     screening = count_screening(topic_dir / "screen" / "screening.csv")
     counts = PrismaCounts(database_results=identified, duplicates=duplicates, **screening)
+    manifest = topic_dir / "extract" / "fulltext" / "manifest.json"
+    if manifest.exists():
+        articles = json.loads(manifest.read_text("utf-8")).get("articles", [])
+        # manifests written before retrieval was checked hold no `retrieved`: count their
+        # files by the paragraphs read
+        counts.full_texts_retrieved = sum(
+            bool(a.get("retrieved", a.get("paragraphs", 0) > 0)) for a in articles)
     update = new_in_latest_run(topic_dir)
     included = topic_dir / "screen" / "included.jsonl"
     if update is not None and included.exists():
@@ -152,9 +174,10 @@ def prisma_csv_rows(counts: PrismaCounts) -> list[dict]:
         "citations_results": 0, "duplicates": counts.duplicates,
         "excluded_automatic": counts.excluded_automatic_total, "excluded_other": counts.excluded_other,
         "records_screened": counts.records_screened, "records_excluded": counts.records_excluded,
-        "dbr_sought_reports": counts.included, "dbr_notretrieved_reports": 0,
+        "dbr_sought_reports": counts.included,
+        "dbr_notretrieved_reports": counts.reports_not_retrieved,
         "other_sought_reports": 0, "other_notretrieved_reports": 0,
-        "dbr_assessed": counts.included, "dbr_excluded": 0,
+        "dbr_assessed": counts.reports_assessed, "dbr_excluded": 0,
         "other_assessed": 0, "other_excluded": 0,
         "new_studies": counts.included - (counts.previous_included or 0),
         "new_reports": counts.included - (counts.previous_included or 0),
