@@ -616,7 +616,8 @@ def test_real_stroke_set_has_no_false_merges(tmp_path):
     assert false_merges == []
     linked = sum(1 for r in result.records if r["duplicate_of"])
     expected = len(gold) - len(set(gold.values()))
-    assert linked >= 0.9 * expected, "most gold duplicates are found"
+    # measured 311 of 314 (0.990); the floor sits just below, so a real loss fails
+    assert linked >= 0.985 * expected, "the gold duplicates are found"
 
 
 def test_earlier_kept_record_stays_kept_when_new_duplicates_outnumber_it(tmp_path):

@@ -63,9 +63,9 @@ def test_shipped_approach_codes_unseen_test_abstracts_well_above_cue_matching(de
     labels = [r for g in gold for r in g]
     cues = [R.rule_roles(e, R.APPROACHES["cues"]) for e in sentences]
     model = dev_trained.predict(sentences)
-    # bench/extract.py measures about 0.42 for the model and 0.21 for cue matching;
-    # the floors sit well below so that only a real regression fails.
-    assert macro_f1(labels, model) >= 0.35
+    # measured 0.440 for the model and 0.213 for cue matching (deterministic training);
+    # the floor sits just below, so that a loss of 0.01 fails.
+    assert macro_f1(labels, model) >= 0.43
     assert macro_f1(labels, model) > macro_f1(labels, cues) + 0.05
 
 

@@ -252,7 +252,8 @@ def test_cold_start_ranks_co_production_records_above_unrelated_ones(tmp_path, c
     on = [rank[r["record_id"]] for r in corpus["on"]]
     off = [rank[r["record_id"]] for r in corpus["off"]]
     above = sum(a < b for a in on for b in off) / (len(on) * len(off))
-    assert above >= 0.8, f"on-topic records ranked above unrelated ones in {above:.0%} of pairs"
+    # measured 0.924 (deterministic); the floor sits just below
+    assert above >= 0.91, f"on-topic records ranked above unrelated ones in {above:.0%} of pairs"
 
 
 def test_without_reviewer_decisions_screening_is_machine_made_and_says_so(tmp_path, corpus):

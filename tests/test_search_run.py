@@ -119,6 +119,7 @@ def test_phrase_not_found_is_recorded_in_the_search_log(clone_server, tmp_path):
 def test_update_fetches_only_from_the_last_runs_end(clone_server, tmp_path):
     topic = topic_for(tmp_path)
     first = search_topic(topic, tmp_path / "out", dt.date(2024, 1, 31))
+    kept = {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()}
     templates = load_real_articles(shared_path("medline").parent)
     clone_server.add_articles(clone_articles(templates, 9, first_pmid=95_000_001,
                                              start=dt.date(2024, 1, 31), per_day=3))
@@ -134,7 +135,8 @@ def test_update_fetches_only_from_the_last_runs_end(clone_server, tmp_path):
         clone_server, dt.date(2024, 1, 1), UNTIL)
     log = json.loads((update / "search_log.json").read_text("utf-8"))
     assert log["update_of"] == first.name
-    assert (first / "search_log.json").exists()  # the first run is kept as it was
+    # the first run is kept as it was: every file, byte for byte (its search log too)
+    assert {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()} == kept
 
 
 def test_update_refreshes_records_pubmed_revised_and_adds_newly_matching_ones(

@@ -23,11 +23,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "workflow"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def run_snakemake(workdir: Path, topic: Path, outputs: Path) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, topic: Path, outputs: Path, *extra: str
+                  ) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "2",
-               "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2025-12-31"]
+               "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2025-12-31",
+               *extra]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -47,9 +49,11 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     (tmp_path / "coding.csv").write_text("record_id,sentence,roles,text\n", encoding="utf-8")
     outputs = tmp_path / "outputs"
     topic_dir = outputs / "tiny"
+    coding_file = (tmp_path / "coding.csv").read_bytes()
 
     first = run_snakemake(tmp_path, topic, outputs)
     assert first.returncode == 0, first.stderr[-4000:]
+    assert (tmp_path / "coding.csv").read_bytes() == coding_file, "reviewer files are read only"
 
     records = list(read_records(topic_dir / "dedup" / "records.jsonl"))
     pubmed = [r for r in records if r["source"] == "pubmed"]
@@ -103,7 +107,17 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert second.returncode == 0, second.stderr[-4000:]
     assert "Nothing to be done" in second.stdout + second.stderr
     assert len(eutils_server.requests) == sent
-    assert {p: p.read_bytes() for p in topic_dir.rglob("*.csv")} == tables
+    # Forced to run screening again (and so extraction, synthesis and the report), the
+    # stages write the same tables byte for byte: nothing in them depends on chance or
+    # the clock.
+    forced = run_snakemake(tmp_path, topic, outputs, "--forcerun", "screen_records")
+    assert forced.returncode == 0, forced.stderr[-4000:]
+    assert "screen_records" in forced.stdout + forced.stderr
+    again = {p: p.read_bytes() for p in topic_dir.rglob("*.csv")}
+    for stage in ("screen", "extract", "synthesis"):
+        changed = [p.name for p in tables if p.parent.name == stage and again[p] != tables[p]]
+        assert changed == [], f"{stage} tables differ on a forced rerun: {changed}"
+    assert (tmp_path / "coding.csv").read_bytes() == coding_file
 
     # The reviewer codes a sentence: extraction and what follows rerun, nothing before.
     coded = next(r for r in sentences if r["section"].startswith("abstract")
@@ -111,8 +125,10 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     with open(tmp_path / "coding.csv", "a", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerow([coded["record_id"], coded["sentence"], "context;outcome",
                                      coded["text"]])
+    coding_file = (tmp_path / "coding.csv").read_bytes()
     third = run_snakemake(tmp_path, topic, outputs)
     assert third.returncode == 0, third.stderr[-4000:]
+    assert (tmp_path / "coding.csv").read_bytes() == coding_file
     assert len(eutils_server.requests) == sent
     assert (topic_dir / "screen" / "screening.csv").read_bytes() == \
         tables[topic_dir / "screen" / "screening.csv"]
@@ -140,9 +156,10 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     chosen = workspace.queue().next_record()["record_id"]
     workspace.decide(chosen, "exclude", "not about co-production")
     workspace.close()
-    assert (tmp_path / "reviews" / "tiny" / "screening" / "alice.csv").exists()
+    decisions = (tmp_path / "reviews" / "tiny" / "screening" / "alice.csv").read_bytes()
     fourth = run_snakemake(tmp_path, topic, outputs)
     assert fourth.returncode == 0, fourth.stderr[-4000:]
+    assert (tmp_path / "reviews" / "tiny" / "screening" / "alice.csv").read_bytes() == decisions
     rescreened = {r["record_id"]: r for r in read_csv(topic_dir / "screen" / "screening.csv")}
     assert (rescreened[chosen]["decision"], rescreened[chosen]["decided_by"],
             rescreened[chosen]["exclusion_reason"]) == ("exclude", "reviewer",

@@ -99,8 +99,10 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
                        if a.entrez_date <= dt.date(2024, 1, 20))
     decisions.write_text("record_id,decision,reason,reviewer\n"
                          f"pmid:{first_ids[0]},include,,me\npmid:{first_ids[1]},exclude,off,me\n")
+    mine = decisions.read_bytes()
     first = cmosynth("run", str(topic), "--until", "2024-01-20")
     assert first.returncode == 0, first.stderr[-3000:]
+    assert decisions.read_bytes() == mine, "the pipeline never writes a reviewer's file"
     search = tmp_path / "outputs" / "tiny" / "search"
     (first_run,) = [p.parent for p in search.glob("*/search_log.json")]
     before = file_hashes(first_run)
@@ -111,6 +113,7 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
     assert update.returncode == 0, update.stderr[-3000:]
     assert "new in this update" in update.stdout
     assert file_hashes(first_run) == before, "an earlier run is never rewritten"
+    assert decisions.read_bytes() == mine
     screening = {r["record_id"]: r for r in read_csv(search.parent / "screen" / "screening.csv")}
     assert screening[f"pmid:{first_ids[0]}"]["decided_by"] == "reviewer"
     assert screening[f"pmid:{first_ids[1]}"]["decision"] == "exclude"
@@ -132,6 +135,8 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
         refused = cmosynth("update", str(topic), "--until", "2024-02-10")
     assert refused.returncode == 2
     assert "another run or update of topic tiny is in progress" in refused.stderr
+    earlier = {run: file_hashes(run) for run in (p.parent for p in search.glob("*/search_log.json"))}
+    assert len(earlier) == 2
     lock.acquire()
     waiting = subprocess.Popen([str(CMOSYNTH), "update", str(topic), "--until", "2024-02-10",
                                 "--wait", "60"], cwd=tmp_path, env=env, text=True,
@@ -142,3 +147,6 @@ def test_a_first_run_and_two_updates_keep_decisions_and_earlier_runs(clone_serve
     out, err = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, err[-3000:]
     assert len(list(search.glob("*/search_log.json"))) == 3
+    assert {run: file_hashes(run) for run in earlier} == earlier, \
+        "no earlier run folder (raw responses, records, search log) changes in an update"
+    assert decisions.read_bytes() == mine
