@@ -30,12 +30,13 @@ import datetime as dt
 import functools
 import gzip
 import json
+import random
 import secrets
 import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,8 +70,11 @@ PMC_HEAD = (
     b'"https://dtd.nlm.nih.gov/ncbi/pmc/articleset/nlm-articleset-2.0.dtd">\n')
 DATE_FIELDS = {"edat": ("EDAT", "Date - Entry"), "pdat": ("PDAT", "Date - Publication"),
                "mdat": ("MDAT", "Date - Modification")}
-FAULT_KINDS = {"429", "500", "502", "503", "reset", "stall", "error", "expired", "truncated",
-               "none"}
+FAULT_KINDS = {"429", "500", "502", "503", "reset", "stall", "slow", "error", "expired",
+               "truncated", "none"}
+#: The faults `random_faults` draws from: every way a request can fail and pass on retry.
+RANDOM_FAULT_KINDS = ("429", "500", "502", "503", "reset", "stall", "slow", "error", "expired",
+                      "truncated")
 
 
 # --- the record corpus ---------------------------------------------------------------
@@ -240,6 +244,9 @@ class EutilsServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._by_pmid: dict[str, Article] = {}
+        self._random: tuple | None = None
+        #: Faults drawn by `random_faults`, by kind.
+        self.injected: Counter[str] = Counter()
 
     # --- control ---------------------------------------------------------------------
     @property
@@ -286,9 +293,24 @@ class EutilsServer:
         with self._lock:
             self._faults.append(fault)
 
+    def random_faults(self, rate: float, *, seed: int = 0,
+                      kinds: tuple[str, ...] = RANDOM_FAULT_KINDS, stall_seconds: float = 3.0,
+                      slow_seconds: float = 0.5, endpoint: str | None = None) -> None:
+        """Fail a share `rate` of requests (after any scheduled faults), each with a kind
+        drawn from `kinds`, reproducibly from `seed`; `injected` counts them. A "stall"
+        holds the answer `stall_seconds` (longer than the client waits), a "slow" one
+        `slow_seconds` (shorter)."""
+        unknown = set(kinds) - FAULT_KINDS
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}")
+        with self._lock:
+            self._random = (random.Random(seed), rate, tuple(kinds), stall_seconds,
+                            slow_seconds, endpoint)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._random = None
 
     def expire_history(self) -> None:
         """Forget every WebEnv, as NCBI does after some hours."""
@@ -358,6 +380,12 @@ class EutilsServer:
                 if fault.times <= 0:
                     self._faults.remove(fault)
                 return fault
+            if self._random is not None:
+                rng, rate, kinds, stall, slow, only = self._random
+                if only in (None, endpoint) and rng.random() < rate:
+                    kind = rng.choice(kinds)
+                    self.injected[kind] += 1
+                    return Fault(kind, seconds=stall if kind == "stall" else slow)
         return None
 
     def esearch(self, params: dict) -> tuple[int, bytes]:
@@ -503,7 +531,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
-        elif fault.kind == "stall":
+        elif fault.kind in ("stall", "slow"):
             time.sleep(fault.seconds)
             return False
         elif fault.kind == "error":

@@ -23,7 +23,8 @@ import requests
 from lxml import etree
 
 from cmosynth import __version__
-from cmosynth.errors import CmosynthError
+from cmosynth.errors import CmosynthError, InputError
+from cmosynth.pubmed.parser import XML_OPTIONS
 from cmosynth.pubmed.ratelimit import (
     RATE_WITH_KEY,
     RATE_WITHOUT_KEY,
@@ -167,18 +168,31 @@ class EsearchResult:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_xml(cls, raw: bytes, params: dict | None = None) -> EsearchResult:
-        root = etree.fromstring(raw, parser=etree.XMLParser(resolve_entities=False,
-                                                            no_network=True))
+    def from_xml(cls, raw: bytes, params: dict | None = None, *,
+                 source: str = "esearch response") -> EsearchResult:
+        """The search from an esearch XML body; InputError naming `source` (the raw file
+        replayed, or the response) when the body is not an esearch result. No DTD,
+        entity expansion or network access (the parser options of `XML_OPTIONS`)."""
+        try:
+            root = etree.fromstring(raw, parser=etree.XMLParser(**XML_OPTIONS))
+        except etree.XMLSyntaxError as exc:
+            message = " ".join(str(exc.msg).split())
+            raise InputError(source, f"not well-formed esearch XML ({message}); delete it to "
+                                     "search again", line=exc.lineno or None) from None
 
         def text(tag: str) -> str | None:
             node = root.find(tag)
             return node.text if node is not None and node.text is not None else None
 
+        count = (text("Count") or "0").strip()
+        if not re.fullmatch(r"[0-9]+", count):
+            raise InputError(source, f"esearch Count {count[:20]!r} is not a number; delete "
+                                     "it to search again")
         warnings = [f"{node.tag}: {node.text}"
                     for holder in ("ErrorList", "WarningList")
-                    for node in root.findall(f"{holder}/*") if node.text]
-        return cls(count=int(text("Count") or 0), webenv=text("WebEnv"),
+                    for node in root.findall(f"{holder}/*")
+                    if isinstance(node.tag, str) and node.text]
+        return cls(count=int(count), webenv=text("WebEnv"),
                    query_key=text("QueryKey"), query_translation=text("QueryTranslation"),
                    ids=[node.text for node in root.findall("IdList/Id") if node.text],
                    raw=raw, params=dict(params or {}), warnings=warnings)
@@ -374,7 +388,12 @@ class EutilsClient:
                 attempt += 1
                 self.stats["retries"] += 1
                 if attempt > self.max_retries:
-                    raise retry.final from retry.final.__cause__
+                    final = retry.final
+                    final.args = (f"{final}; gave up after {attempt} attempts in "
+                                  f"{time.monotonic() - started:.0f} s: NCBI may be busy or "
+                                  "down, so run the same command again later (what was "
+                                  "fetched is kept and not asked for again)",)
+                    raise final from final.__cause__
                 if retry.unreachable and (time.monotonic() - started
                                           + self.backoff * 2 ** (attempt - 1)
                                           > UNREACHABLE_WITHIN - CONNECT_TIMEOUT):
