@@ -31,7 +31,8 @@ def hashes(paths) -> dict[str, str]:
 def review(tmp_path, monkeypatch):
     """A topic with every kind of reviewer file, for two reviewers and a consensus."""
     monkeypatch.chdir(tmp_path)
-    topic = load_topic(write_topic(tmp_path))
+    # the rules coder: what is tested is what the stages read and write, not the coding
+    topic = load_topic(write_topic(tmp_path, extract={"coder": "rules"}))
 
     def add(kind, reviewer, *rows):
         append_rows(reviewer_file(topic, kind, reviewer), rows, COLUMNS[kind])
@@ -75,7 +76,7 @@ def run_stage(name: str, topic: dict, outputs: Path) -> list[Path]:
                      coding=reviewer_files(topic, "coding"),
                      configurations=reviewer_files(topic, "configurations"),
                      agreement=extract / "coding_agreement.json",
-                     conflicts=extract / "coding_conflicts.csv")
+                     conflicts=extract / "coding_conflicts.csv", coder=topic["extract"]["coder"])
         return [extract / n for n in ("cmo.csv", "sentences.csv", "coding_agreement.json",
                                       "coding_conflicts.csv")]
     synthesize_files(folder / "extract" / "cmo.csv", records=folder / "screen" / "included.jsonl",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import gzip
+import io
 import json
 import os
 import tempfile
@@ -40,6 +42,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _remove_stale_parts(path)
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Temporary files of `path` left by a process killed while writing it: the file is
+    whole now, so they are of no use (writers of one path never overlap: Snakemake gives
+    each output one job, and reviewer files are written under a lock)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def _umask() -> int:
@@ -108,13 +120,30 @@ def read_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_f
     """The rows of a CSV a reviewer owns (UTF-8, with or without BOM), each with the line
     it starts on: column names lower-cased, cells stripped, a missing cell empty.
     `not_found` and `header` say what to do when the file is missing or lacks a
-    `required` column (InputError naming the file, and line 1 for the header)."""
+    `required` column (InputError naming the file, and line 1 for the header); text that
+    is not UTF-8, or not CSV (a NUL byte, a cell over the csv module's size limit), is an
+    InputError naming the line."""
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(path, not_found) from None
-    with handle:
-        reader = csv.DictReader(handle)
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a CSV file; name the file itself") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror or exc})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 (byte 0x{raw[exc.start]:02X}); save the file as "
+                               "'CSV UTF-8'", line=raw.count(b"\n", 0, exc.start) + 1) from None
+    if "\x00" in text:
+        raise InputError(path, "holds a NUL character, so it is not a CSV text file (saved "
+                               "as UTF-16 or as a spreadsheet?); save it as 'CSV UTF-8'",
+                         line=text.count("\n", 0, text.index("\x00")) + 1)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
         missing = [c for c in required if c not in columns]
         if missing:
@@ -123,3 +152,6 @@ def read_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_f
         for row in reader:
             yield start, {name: (row.get(key) or "").strip() for name, key in columns.items()}
             start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(path, f"not readable as CSV ({exc}); check the quotes on this row",
+                         line=reader.line_num or 1) from None

@@ -169,11 +169,16 @@ def _snakemake(snakefile: Path, config: dict, cores: int, dry_run: bool) -> None
                 config_settings=ConfigSettings(
                     config=config, configfiles=[snakefile.parent / "config" / "config.yaml"]),
                 snakefile=snakefile, workdir=Path.cwd())
-            dag = workflow.dag(DAGSettings())
+            # A run killed mid-way (power cut, SIGKILL) leaves Snakemake's lock and outputs
+            # marked incomplete: the next run redoes those jobs instead of stopping. The
+            # topic's own lock (run_topic) already keeps two runs of a topic apart, and
+            # topics write disjoint outputs, so Snakemake's directory lock is not needed.
+            dag = workflow.dag(DAGSettings(force_incomplete=True))
             if dry_run:
                 dag.execute_workflow(executor="dryrun")
             else:
-                dag.execute_workflow(execution_settings=ExecutionSettings(keep_going=False))
+                dag.execute_workflow(execution_settings=ExecutionSettings(keep_going=False,
+                                                                          lock=False))
     except CmosynthError:
         raise
     except Exception as error:  # Snakemake's own errors: the step's log says why
