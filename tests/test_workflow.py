@@ -4,6 +4,7 @@ E-utilities server: search -> dedup -> screen -> extract -> synthesis -> report.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import re
@@ -21,11 +22,14 @@ from cmosynth.records import read_records
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "workflow"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+#: An NCBI API key the runs use: it must never be written anywhere.
+API_KEY = "0123456789abcdef0123456789abcdefAPIKEY"
 
 
 def run_snakemake(workdir: Path, topic: Path, outputs: Path, *extra: str
                   ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "NCBI_API_KEY": API_KEY}
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "2",
                "--config", f'topics=["{topic}"]', f"outputs={outputs}", "until=2025-12-31",
@@ -38,22 +42,29 @@ def run_snakemake(workdir: Path, topic: Path, outputs: Path, *extra: str
 def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_path,
                                                          monkeypatch):
     topic = tmp_path / "tiny.yaml"
+    # Paths as people name them, with spaces, quotes and shell syntax: no shell command
+    # is built from them unquoted (nothing named PWNED may appear).
+    exports = tmp_path / "my exports; $(touch PWNED) `touch PWNED`"
+    exports.mkdir()
+    embase = exports / "Embase export's.ris"
+    embase.write_bytes((FIXTURES / "embase_export.ris").read_bytes())
     topic.write_text(yaml.safe_dump({
         "name": "tiny", "title": "Co-production in health care: a tiny test topic",
         "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
         "search": {"pubmed": {"query": "(coproduc*[tiab] OR co-produc*[tiab]) AND health[tiab]",
                               "mindate": "2019/01/01", "batch_size": 100},
-                   "imports": [str(FIXTURES / "embase_export.ris")]},
+                   "imports": [str(embase)]},
         "extract": {"coding": str(tmp_path / "coding.csv")},
     }), encoding="utf-8")
     (tmp_path / "coding.csv").write_text("record_id,sentence,roles,text\n", encoding="utf-8")
-    outputs = tmp_path / "outputs"
+    outputs = tmp_path / "review outputs"
     topic_dir = outputs / "tiny"
     coding_file = (tmp_path / "coding.csv").read_bytes()
 
     first = run_snakemake(tmp_path, topic, outputs)
     assert first.returncode == 0, first.stderr[-4000:]
     assert (tmp_path / "coding.csv").read_bytes() == coding_file, "reviewer files are read only"
+    assert not list(tmp_path.rglob("PWNED")), "a path ran as a shell command"
 
     records = list(read_records(topic_dir / "dedup" / "records.jsonl"))
     pubmed = [r for r in records if r["source"] == "pubmed"]
@@ -164,6 +175,17 @@ def test_workflow_runs_every_stage_then_has_nothing_to_do(eutils_server, tmp_pat
     assert (rescreened[chosen]["decision"], rescreened[chosen]["decided_by"],
             rescreened[chosen]["exclusion_reason"]) == ("exclude", "reviewer",
                                                         "not about co-production")
+
+    # The API key went to NCBI with every request and was written nowhere: no output,
+    # log, raw response, Snakemake record or file name holds it.
+    assert eutils_server.requests and all(r.api_key_sent for r in eutils_server.requests)
+    for path in tmp_path.rglob("*"):
+        assert API_KEY not in path.name
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                data = gzip.decompress(data)
+            assert API_KEY.encode() not in data, path
 
 
 CMOSYNTH = Path(sys.executable).parent / "cmosynth"

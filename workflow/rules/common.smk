@@ -74,7 +74,7 @@ def extract_options(wildcards, input):
     settings = _topic(wildcards)["extract"]
     options = []
     if input.get("fulltext"):
-        options.append(f"--full-text {Path(input.fulltext).parent}")
+        options.append(f"--full-text {shlex.quote(str(Path(input.fulltext).parent))}")
     options += [f"--{name}" for name in ("embeddings", "llm") if settings[name]]
     options.append(f"--coder {settings['coder']}")
     for name in ("coding", "configurations"):

@@ -23,6 +23,6 @@ rule deduplicate:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth dedup {input.search} {input.imports} -o {output.records} "
-        "--review-pairs {output.review} --history {params.history} {params.options} "
-        "2> {log}"
+        "cmosynth dedup {input.search:q} {input.imports:q} -o {output.records:q} "
+        "--review-pairs {output.review:q} --history {params.history:q} {params.options} "
+        "2> {log:q}"

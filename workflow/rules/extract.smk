@@ -18,7 +18,7 @@ rule fetch_full_text:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth fulltext {input.records} -o {params.folder} 2> {log}"
+        "cmosynth fulltext {input.records:q} -o {params.folder:q} 2> {log:q}"
 
 
 rule extract_cmo:
@@ -46,6 +46,6 @@ rule extract_cmo:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth extract {input.records} --codebook {input.codebook} {params.options} "
-        "-o {output.cmo} --sentences {output.sentences} --agreement {output.agreement} "
-        "--conflicts {output.conflicts} 2> {log}"
+        "cmosynth extract {input.records:q} --codebook {input.codebook:q} {params.options} "
+        "-o {output.cmo:q} --sentences {output.sentences:q} --agreement {output.agreement:q} "
+        "--conflicts {output.conflicts:q} 2> {log:q}"

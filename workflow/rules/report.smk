@@ -31,4 +31,4 @@ rule report:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth report {input.topic} --outputs {params.outputs} 2> {log}"
+        "cmosynth report {input.topic:q} --outputs {params.outputs:q} 2> {log:q}"

@@ -21,4 +21,4 @@ rule screen_records:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth screen {input.topic} --outputs {params.outputs} 2> {log}"
+        "cmosynth screen {input.topic:q} --outputs {params.outputs:q} 2> {log:q}"

@@ -19,5 +19,5 @@ rule search_pubmed:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth search {input.topic} --outputs {params.outputs} --until {params.until} "
-        "2> {log}"
+        "cmosynth search {input.topic:q} --outputs {params.outputs:q} --until {params.until:q} "
+        "2> {log:q}"

@@ -23,6 +23,6 @@ rule synthesize:
     conda:
         "../envs/cmosynth.yaml"
     shell:
-        "cmosynth synthesize {input.cmo} --records {input.records} "
-        "--codebook {input.codebook} --topic {input.topic} --screening {input.screening} "
-        "-o {params.folder} 2> {log}"
+        "cmosynth synthesize {input.cmo:q} --records {input.records:q} "
+        "--codebook {input.codebook:q} --topic {input.topic:q} --screening {input.screening:q} "
+        "-o {params.folder:q} 2> {log:q}"
