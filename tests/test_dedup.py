@@ -646,9 +646,18 @@ def test_uncertain_pairs_stay_on_the_review_list_across_reruns(tmp_path):
     assert review.read_text() == first and len(first.splitlines()) == 2
 
 
-def test_an_import_without_records_is_a_warning_in_the_log(tmp_path, caplog):
+def test_an_import_without_records_is_an_input_error_and_nothing_is_written(tmp_path):
     (tmp_path / "empty.ris").write_text("", encoding="utf-8")
     source = write_jsonl(tmp_path / "in.jsonl", [article(source="medline", source_id="1")])
-    with caplog.at_level("WARNING", logger="cmosynth.dedup"):
+    with pytest.raises(InputError, match=r"empty\.ris: the file is empty: it holds no records"):
         dedup_files([source, tmp_path / "empty.ris"], tmp_path / "out.jsonl")
-    assert "empty.ris holds no records" in caplog.text
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_empty_record_file_of_a_search_without_hits_is_a_warning_in_the_log(tmp_path,
+                                                                                caplog):
+    (tmp_path / "search.jsonl").write_text("", encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [article(source="medline", source_id="1")])
+    with caplog.at_level("WARNING", logger="cmosynth.dedup"):
+        dedup_files([source, tmp_path / "search.jsonl"], tmp_path / "out.jsonl")
+    assert "search.jsonl holds no records" in caplog.text

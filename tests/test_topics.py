@@ -141,13 +141,13 @@ def test_every_problem_is_listed_not_only_the_first(scaffold):
         "file not found: a.ris", "file not found: b.ris", "file not found: me.csv"]
 
 
-def test_an_empty_import_is_a_warning_not_an_error(scaffold, capsys):
+def test_an_empty_import_is_an_error_as_it_is_when_read(scaffold, capsys):
     Path("empty.ris").write_text("\n", "utf-8")
     break_topic(scaffold, "  imports: []", "  imports: [empty.ris]")
-    assert main(["validate", str(scaffold)]) == 0
+    assert main(["validate", str(scaffold)]) == 2
     out = capsys.readouterr()
-    assert "search.imports: warning: empty.ris is empty: it adds no records" in out.err
-    assert "valid" in out.out
+    assert "search.imports: empty.ris is empty: it holds no records; check the export" in out.err
+    assert "warning" not in out.err and "valid" not in out.out
 
 
 def test_the_workflow_refuses_a_broken_topic_when_it_parses(scaffold, tmp_path):

@@ -143,15 +143,16 @@ def read_reviewer_csv(path: str | os.PathLike, required: Iterable[str], *, not_f
                                "as UTF-16 or as a spreadsheet?); save it as 'CSV UTF-8'",
                          line=text.count("\n", 0, text.index("\x00")) + 1)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    start = 1  # the line the row being read starts on
     try:
         columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
         missing = [c for c in required if c not in columns]
         if missing:
             raise InputError(path, f"missing column(s) {', '.join(missing)}; {header}", line=1)
-        start = reader.line_num + 1
+        start = reader.reader.line_num + 1
         for row in reader:
             yield start, {name: (row.get(key) or "").strip() for name, key in columns.items()}
-            start = reader.line_num + 1
+            start = reader.reader.line_num + 1
     except csv.Error as exc:
-        raise InputError(path, f"not readable as CSV ({exc}); check the quotes on this row",
-                         line=reader.line_num or 1) from None
+        raise InputError(path, f"not readable as CSV ({exc}); check the quotes on the row "
+                               "that starts here", line=start) from None

@@ -39,8 +39,10 @@ def normalise_doi(doi: str | None) -> str | None:
     if not doi:
         return None
     text = unicodedata.normalize("NFKC", str(doi)).strip()
-    text = _DOI_PREFIX.sub("", text).strip().rstrip(".;,").lower()
-    text = re.sub(r"\s+", "", text)
+    text = re.sub(r"\s+", "", _DOI_PREFIX.sub("", text)).lower()
+    # Composed again after spaces are gone ("A\u00b4" decomposes to "a \u0301"), so that a
+    # normalised DOI normalises to itself.
+    text = unicodedata.normalize("NFKC", text).rstrip(".;,")
     return text if _DOI_SHAPE.match(text) else None
 
 

@@ -33,7 +33,10 @@ _DECISIONS = {"duplicates": True, "duplicate": True, "not_duplicates": False,
 
 
 def read_overrides(path: str | os.PathLike) -> list[Override]:
-    """Reviewer decisions on pairs: record_id_a, record_id_b, decision[, reviewer, reason]."""
+    """Reviewer decisions on pairs: record_id_a, record_id_b, decision[, reviewer, reason],
+    in file order (a reviewer's later row for a pair replaces their earlier one when
+    settled). An unknown decision is an InputError naming the line; ids not in this run
+    are only warned about when deduplicating, since they may be of records not yet found."""
     overrides = []
     for line, row in read_reviewer_csv(
             path, ("decision", "record_id_a", "record_id_b"),
@@ -46,6 +49,9 @@ def read_overrides(path: str | os.PathLike) -> list[Override]:
         a, b = row["record_id_a"], row["record_id_b"]
         if not a or not b:
             raise InputError(path, "record_id_a and record_id_b are both needed", line=line)
+        if a == b:
+            raise InputError(path, f"record_id_a and record_id_b are the same record ({a!r}); "
+                                   "a pair needs two records", line=line)
         overrides.append(Override(a, b, _DECISIONS[decision],
                                   row.get("reviewer", "") or Path(path).stem,
                                   row.get("reason", "")))

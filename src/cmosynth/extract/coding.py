@@ -54,6 +54,8 @@ CONFLICT_METHOD = "reviewers-disagree"
 REQUIRED_COLUMNS = ("record_id", "sentence", "roles")
 #: A `roles` cell not coded yet: the row is skipped (blind sheets and conflicts start so).
 NOT_CODED = "?"
+#: A sentence number as written in sentences.csv: ASCII digits ("²" is a digit to Python).
+_NUMBER = re.compile(r"[0-9]+")
 #: The coding sheet: the columns a reviewer needs to code a sentence in place.
 SHEET_COLUMNS = ("record_id", "sentence", "section", "roles", "reviewer", "text")
 #: The conflict worklist: each conflict as a row of a consensus coding file (roles to be
@@ -163,7 +165,9 @@ def check_concepts(coding: CodingTable, known: Iterable[str]) -> None:
 
 
 def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
-    """The rows of one reviewer coding file, in file order."""
+    """The rows of one reviewer coding file, in file order (`read_coding` keeps a
+    reviewer's later row for a sentence). Unknown roles, sentence numbers that are not
+    numbers and rows without a record_id are InputErrors naming the line."""
     path = Path(path)
     rows = []
     for line, row in read_reviewer_csv(
@@ -175,9 +179,12 @@ def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
             continue
         if row["roles"] == NOT_CODED:
             continue
-        if not number.isdigit() or int(number) < 1:
+        if not _NUMBER.fullmatch(number) or int(number) < 1:
             raise InputError(path, f"sentence {number!r} must be the sentence's number in "
                                    "extract/sentences.csv (1, 2, ...)", line=line)
+        if not record_id:
+            raise InputError(path, "record_id is empty; copy the row again from "
+                                   "extract/sentences.csv", line=line)
         rows.append(CodedByReviewer(record_id, int(number), parse_roles(row["roles"], path, line),
                                     row.get("text"), str(path), line,
                                     row.get("reviewer") or path.stem,

@@ -45,7 +45,8 @@ def _ids(value: str) -> tuple[str, ...]:
 
 
 def read_configuration_file(path: str | Path, codebook: Codebook) -> list[ReviewerConfiguration]:
-    """The rows of one file, in file order; withdrawn ones (no sentence) included."""
+    """The rows of one file, in file order; withdrawn ones (no sentence) included
+    (`read_configurations` keeps a reviewer's later row for a record and label)."""
     path = Path(path)
     known = set(codebook.concepts_by_id)
     theories = {t.id for t in codebook.theories}
@@ -58,11 +59,14 @@ def read_configuration_file(path: str | Path, codebook: Codebook) -> list[Review
                    "mechanism_sentence,outcome_sentence,context,mechanism,outcome,summary"):
         if not row["record_id"] and not row["cmoc"]:
             continue
+        if not row["record_id"]:
+            raise InputError(path, f"configuration {row['cmoc']!r} has no record_id; name the "
+                                   "record it was linked in", line=line)
         sentences, concepts = {}, {}
         for role in ROLES:
             number = row.get(f"{role}_sentence", "")
             if number:
-                if not number.isdigit() or int(number) < 1:
+                if not re.fullmatch(r"[0-9]+", number) or int(number) < 1:
                     raise InputError(path, f"{role}_sentence {number!r} must be a sentence "
                                            "number of extract/sentences.csv", line=line)
                 sentences[role] = int(number)

@@ -154,8 +154,11 @@ def parse_jats(data: bytes, source: str = "JATS") -> Iterator[Paragraph]:
     """Paragraphs of the results, discussion and conclusions sections of a JATS article
     (or of a pmc-articleset holding one), in document order."""
     try:
+        # No DTD, entity expansion or network (a crafted file can neither read a local
+        # file into a quote nor blow up); no huge_tree: an article is far below libxml2's
+        # per-node limits, which are part of its protection against abuse.
         root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False,
-                                                              no_network=True, huge_tree=True))
+                                                              no_network=True, load_dtd=False))
     except etree.XMLSyntaxError as exc:
         raise InputError(source, f"not valid JATS XML ({exc}); delete the file to fetch it again") from None
     for body in root.iter("body"):

@@ -52,9 +52,10 @@ def parse_bibtex_entries(text: str, path: Path) -> list[Entry]:
             reason = clean(getattr(block.error, "abort_reason", None)) or "syntax error"
             raise InputError(path, f"BibTeX syntax error in the entry starting here "
                                    f"({reason}); check its braces and commas", line=line)
-    if not entries and text.strip() and "@" not in text:
-        raise InputError(path, "no BibTeX entries (such as '@article{key, ...}') found; is "
-                               "this the right file and format?", line=1)
+    if not entries and text.strip():
+        raise InputError(path, "holds no records: no BibTeX entry such as '@article{key, "
+                               "...}'; check the export (is it the right file and format?)",
+                         line=1)
     return sorted(entries, key=lambda entry: entry.start_line)
 
 

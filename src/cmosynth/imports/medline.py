@@ -50,7 +50,7 @@ def record_from_medline(fields: dict, source: str) -> dict:
         pmid=pmid,
         pmcid=clean(fields.get("PMC")),
         doi=_doi(fields),
-        title=clean(fields.get("TI") or fields.get("BTI")),
+        title=clean(fields.get("TI")) or _joined(fields.get("BTI")),
         abstract=clean(fields.get("AB")),
         authors=clean_list(fields.get("FAU") or fields.get("AU") or []),
         journal=clean(fields.get("JT") or fields.get("TA")),
@@ -65,6 +65,11 @@ def record_from_medline(fields: dict, source: str) -> dict:
         publication_types=clean_list(fields.get("PT", [])),
         language=clean((fields.get("LA") or [None])[0]),
     )
+
+
+def _joined(value: str | list[str] | None) -> str | None:
+    """A field Bio.Medline keeps as a list of lines (book titles, `BTI`), as one value."""
+    return clean(" ".join(value) if isinstance(value, list) else value)
 
 
 def _doi(fields: dict) -> str | None:
@@ -84,9 +89,13 @@ def read_medline(path: Path, source: str) -> Iterator[dict]:
     text = "\n".join(line if line.strip() else "" for line in read_text(path).split("\n"))
     starts = record_start_lines(text, path)
     for line, fields in zip(starts, Medline.parse(io.StringIO(text)), strict=True):
-        if not fields.get("PMID"):
+        pmid = clean(fields.get("PMID"))
+        if not pmid:
             raise InputError(path, "MEDLINE record without a 'PMID- ' line; export in "
                                    "PubMed format again", line=line)
+        if not re.fullmatch(r"[0-9]+", pmid):
+            raise InputError(path, f"PMID {pmid[:20]!r} is not a number (one 'PMID- ' line "
+                                   "a record); export in PubMed format again", line=line)
         yield record_from_medline(fields, source)
 
 

@@ -43,8 +43,8 @@ def parse_ovid_entries(text: str, path: Path) -> Iterator[RisEntry]:
         elif entry is not None and last_tag and line.strip():
             entry.extend_last(last_tag, line.strip())
     if entry is None and text.strip():
-        raise InputError(path, "no Ovid records: no line such as '<1. >' starts a record",
-                         line=1)
+        raise InputError(path, "holds no records: no line such as '<1. >' starts a record; "
+                               "check the export (is it the right file and format?)", line=1)
     if entry is not None:
         yield entry
 

@@ -7,11 +7,13 @@ import gzip
 import importlib
 import pkgutil
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cmosynth.errors import InputError
+from cmosynth.imports.text import BYTE_ORDER_MARKS, GZIP_MAGIC, binary_problem
 
 #: Modules of this package that hold no format.
 _HELPER_MODULES = {"registry", "text"}
@@ -35,6 +37,9 @@ class Format:
     write: WriteFn | None = None
     #: True when records carry their own `source` (JSONL), so none is imposed by default.
     source_in_records: bool = False
+    #: True when a file of no records is a valid answer rather than a failed export: the
+    #: JSONL the search stage writes for a search with no hits is empty.
+    may_hold_no_records: bool = False
 
     def default_source(self) -> str | None:
         return None if self.source_in_records else self.name
@@ -72,18 +77,52 @@ def get_format(name: str, path: str | Path | None = None) -> Format:
 
 
 def file_head(path: Path) -> str:
-    """The first bytes of a file as text, for recognising its format (never fails on bytes)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    """The first bytes of a file as text, for recognising its format (never fails on
+    bytes): gunzipped when gzip, by the byte-order mark when there is one, else UTF-8."""
+    raw = head_bytes(path)
+    for bom, encoding in BYTE_ORDER_MARKS:
+        if raw.startswith(bom):
+            return raw[len(bom):].decode(encoding, errors="replace")
+    return raw.decode("utf-8", errors="replace")
+
+
+def head_bytes(path: Path) -> bytes:
+    """The first bytes of a file, gunzipped when it is gzip (by its first bytes)."""
     try:
-        with opener(path, "rb") as handle:
+        with open(path, "rb") as handle:
             raw = handle.read(SNIFF_BYTES)
+            if raw[:2] == GZIP_MAGIC:
+                handle.seek(0)
+                with gzip.open(handle, "rb") as unpacked:
+                    raw = unpacked.read(SNIFF_BYTES)
     except FileNotFoundError:
         raise InputError(path, "file not found; check the path") from None
     except IsADirectoryError:
         raise InputError(path, "is a folder, not a file of records") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"cannot read ({exc}); export the file again") from None
-    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return raw
+
+
+def holds_no_text(path: Path) -> bool:
+    """Whether a file is empty or holds only whitespace (read up to its first other
+    character; gzip unpacked, a byte-order mark read as such)."""
+    try:
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == GZIP_MAGIC
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
+            chunk = handle.read(SNIFF_BYTES)
+            bom, encoding = next(((b, e) for b, e in BYTE_ORDER_MARKS if chunk.startswith(b)),
+                                 (b"", None))
+            chunk = chunk[len(bom):]
+            while chunk:
+                text = chunk.decode(encoding, errors="replace") if encoding else chunk
+                if text.strip():
+                    return False
+                chunk = handle.read(SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return False  # not readable: the reader says what is wrong with it
+    return True
 
 
 def extension_of(path: Path) -> str:
@@ -107,6 +146,9 @@ def detect_format(path: str | Path) -> str:
     for fmt in candidates:
         if fmt.looks_like(head):
             return fmt.name
+    raw = head_bytes(path)
+    if not any(raw.startswith(bom) for bom, _ in BYTE_ORDER_MARKS) and binary_problem(raw):
+        raise InputError(path, binary_problem(raw))
     if claimed:
         names = ", ".join(f.name for f in claimed)
         raise InputError(path, f"the content matches none of the {ext} formats ({names}); "

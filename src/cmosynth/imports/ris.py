@@ -95,8 +95,8 @@ def parse_ris_entries(text: str, path: Path) -> Iterator[RisEntry]:
         raise InputError(path, "this record has no 'ER  -' line: the file is cut short or "
                                "the export is incomplete", line=entry.line)
     if not found and text.strip():
-        raise InputError(path, "no RIS records: no line starts with 'TY  - '; is this the "
-                               "right file and format?", line=1)
+        raise InputError(path, "holds no records: no line starts with 'TY  - '; check the "
+                               "export (is it the right file and format?)", line=1)
 
 
 def record_from_ris(entry: RisEntry, number: int, source: str) -> dict:

@@ -71,8 +71,10 @@ def find_columns(header: list[str], path: Path) -> dict[str, str]:
         if found is not None:
             columns[field_name] = found
     if "title" not in columns:
-        raise InputError(path, f"no title column (found: {', '.join(header) or 'none'}); "
-                               "name the column of titles 'title'", line=1)
+        found = ", ".join(filter(None, (clean(name) for name in header)))
+        found = found if len(found) <= 200 else found[:200] + "..."
+        raise InputError(path, f"no title column (found: {found or 'none'}); name the "
+                               "column of titles 'title'", line=1)
     return columns
 
 
@@ -128,13 +130,16 @@ def read_table(path: Path, source: str) -> Iterator[dict]:
     header_line = text.split("\n", 1)[0]
     reader = csv.DictReader(io.StringIO(text), delimiter=sniff_delimiter(header_line, path),
                             strict=True)
+    start = 1  # the line the row being read starts on
     try:
         columns = find_columns(list(reader.fieldnames or []), path)
+        start = reader.reader.line_num + 1
         for number, row in enumerate(reader, start=1):
             yield record_from_row(row, columns, number, source)
+            start = reader.reader.line_num + 1
     except csv.Error as exc:
-        raise InputError(path, f"malformed CSV ({exc}); check the quotes on this row",
-                         line=reader.line_num) from None
+        raise InputError(path, f"malformed CSV ({exc}); check the quotes on the row that "
+                               "starts here", line=start) from None
 
 
 # ----------------------------------------------------------------------------- writing

@@ -8,6 +8,7 @@ import gzip
 import html
 import logging
 import re
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +20,26 @@ log = logging.getLogger("cmosynth.imports")
 #: write; it differs from latin-1 only in 0x80-0x9F, where latin-1 has control codes, so
 #: latin-1 is the last resort and decodes any byte.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+#: Byte-order marks and their encodings; UTF-32's first, since UTF-16 LE's is its prefix.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+                    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                    (codecs.BOM_UTF16_BE, "utf-16-be"))
+GZIP_MAGIC = b"\x1f\x8b"
+#: Signatures of binary files people pick by mistake, for a clearer error.
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
+          (b"PK\x03\x04", "a ZIP archive (or an .xlsx/.docx file)"),
+          (b"\xd0\xcf\x11\xe0", "an old Microsoft Office file (.xls/.doc)"),
+          (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"BZh", "a bzip2 archive"), (b"\xfd7zXZ", "an xz archive"),
+          (b"7z\xbc\xaf", "a 7-Zip archive"), (b"Rar!", "a RAR archive"))
+#: Control characters no text export is made of (tab, newlines, form feed excepted).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0e-\x1f\x7f]")
+#: Characters of text looked at for the binary check.
+_BINARY_SAMPLE = 65536
+#: A character UTF-8 decoding produced from several bytes (surrogateescape marks bad bytes).
+_UTF8_MULTIBYTE = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|2\d\d\d)(?!\d)")
 _DOI_IN_TEXT = re.compile(r"10\.\d{4,9}/[^\s\"'<>\]]+")
@@ -36,24 +57,62 @@ _LAST_INITIALS = re.compile(r"^\S.* (?:[A-Z]{1,3}|(?:[A-Z]\.-?){1,4})$")
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it ends in `.gz`."""
+    """The file's bytes, gunzipped when it is gzip (by its first bytes, whatever its name)."""
     try:
-        if path.suffix.lower() == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         raise InputError(path, "file not found; check the path") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(path, f"cannot read ({exc}); export the file again") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a file of records") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror or exc}); export the file "
+                               "again") from None
+    if raw[:2] != GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(path, f"a gzip file that cannot be unpacked ({exc}); it is cut "
+                               "short or corrupt: export or download it again") from None
 
 
 def decode(raw: bytes, path: Path) -> str:
-    """Text of an export in UTF-8 (with or without BOM), else cp1252, else latin-1."""
-    if raw.startswith(codecs.BOM_UTF8):
-        log.debug("%s: encoding utf-8 with BOM", path)
-        return raw[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
-    for encoding in ("utf-8", *FALLBACK_ENCODINGS):
+    """Text of an export: by its byte-order mark (UTF-8, UTF-16, UTF-32) if it has one,
+    else UTF-8, else cp1252, else latin-1.
+
+    Bytes that no text export holds are InputErrors naming the line: a binary file (NUL
+    or many control bytes), a byte-order mark the bytes after it contradict, or UTF-8
+    mixed with another encoding (reading the whole file as cp1252 would garble the UTF-8).
+    """
+    for bom, encoding in BYTE_ORDER_MARKS:
+        if raw.startswith(bom):
+            body = raw[len(bom):]
+            try:
+                text = body.decode(encoding)
+            except UnicodeDecodeError as exc:
+                name = encoding.upper().replace("-LE", "").replace("-BE", "")
+                raise InputError(path, f"starts with a {name} byte-order mark but is not "
+                                       f"{name} text (byte {exc.start + len(bom)}); save it "
+                                       "as UTF-8 and import it again",
+                                 line=_line_of(body[:exc.start], encoding)) from None
+            log.debug("%s: encoding %s with BOM", path, encoding)
+            _check_not_binary(text, path)
+            return text
+    _check_not_binary(raw, path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if _UTF8_MULTIBYTE.search(raw.decode("utf-8", "surrogateescape")):
+            byte = raw[exc.start]
+            raise InputError(path, f"mixes UTF-8 with another encoding: byte 0x{byte:02X} "
+                                   "here is not UTF-8 though other lines are; save the whole "
+                                   "file as UTF-8 (or export it again)",
+                             line=raw.count(b"\n", 0, exc.start) + 1) from None
+    else:
+        log.debug("%s: encoding utf-8", path)
+        return text
+    for encoding in FALLBACK_ENCODINGS:
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
@@ -61,6 +120,37 @@ def decode(raw: bytes, path: Path) -> str:
         log.debug("%s: encoding %s", path, encoding)
         return text
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _line_of(before: bytes, encoding: str) -> int:
+    """Line number of the byte after `before` (the bytes of the text above it)."""
+    return before.decode(encoding, errors="replace").count("\n") + 1
+
+
+def binary_problem(data: bytes | str) -> str | None:
+    """Why `data` (a file's bytes or decoded text) is binary, not a text export: a NUL, or
+    more control characters than the few stray ones some databases leave (those are
+    cleaned out of values); None for text."""
+    control = _CONTROL if isinstance(data, str) else _CONTROL_BYTES
+    head = data[:_BINARY_SAMPLE]
+    nul = "\x00" if isinstance(data, str) else b"\x00"
+    if nul not in data and len(control.findall(head)) <= max(2, len(head) // 100):
+        return None
+    raw = data if isinstance(data, bytes) else b""
+    what = next((name for magic, name in _MAGIC if raw.startswith(magic)), None)
+    if what:
+        return f"is {what}, not a text export; export the records as text again"
+    return ("holds binary data, not text (or text in UTF-16 without a byte-order mark); "
+            "export the records again as UTF-8 text")
+
+
+def _check_not_binary(data: bytes | str, path: Path) -> None:
+    problem = binary_problem(data)
+    if problem:
+        control = _CONTROL if isinstance(data, str) else _CONTROL_BYTES
+        first = control.search(data)
+        newline = "\n" if isinstance(data, str) else b"\n"
+        raise InputError(path, problem, line=data.count(newline, 0, first.start()) + 1)
 
 
 def read_text(path: Path) -> str:
@@ -73,7 +163,7 @@ def clean(value: object) -> str | None:
     """Text with HTML entities decoded and whitespace runs collapsed; None when empty."""
     if value is None:
         return None
-    text = " ".join(html.unescape(str(value)).split())
+    text = " ".join(_CONTROL.sub(" ", html.unescape(str(value))).split())
     return text or None
 
 

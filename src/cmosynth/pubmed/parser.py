@@ -3,16 +3,24 @@
 Turns each `PubmedArticle` and `PubmedBookArticle` into a Record (DESIGN.md, data
 contracts). Elements are cleared as soon as a record is built, so memory stays flat
 however many records a file holds; reference lists are never walked.
+
+The parser loads no DTD (PubMed's DOCTYPE names one on the web), expands no entity and
+opens no network connection (`XML_OPTIONS`): a reference to an entity declared in the
+document stays an unexpanded node, whose text `_text` leaves out, so a crafted file can
+neither read a local file into a record nor make the parser build gigabytes (libxml2
+refuses such a document outright). PubMed itself writes characters, never entities.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gzip
 import io
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +44,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|2\d\d\d)(?!\d)")
 _HEAD_BYTES = 4096
 _GZIP_MAGIC = b"\x1f\x8b"
+#: lxml options for every PubMed document, fetched or given: no DTD, no entity expansion,
+#: no network. No `huge_tree`: a PubMed record is far below libxml2's limits (10 MB of
+#: text in one node, nesting 256 deep), which are part of its protection against abuse;
+#: files of any size stream, since the limits are per node, not per document.
+XML_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False}
+_DIGITS = re.compile(r"[0-9]+")
 # Compiled once: lxml evaluates these in C, several times faster than iterfind paths.
 _MESH_DESCRIPTORS = etree.XPath("MeshHeadingList/MeshHeading/DescriptorName")
 _KEYWORDS = etree.XPath("KeywordList/Keyword")
@@ -73,8 +87,7 @@ def _iter_articles(source: Source) -> Iterator[etree._Element]:
             return
         # ReferenceList is listed only so it can be dropped the moment it is complete.
         events = etree.iterparse(reader, events=("end",),
-                                 tag=(*ARTICLE_TAGS, "ReferenceList"),
-                                 resolve_entities=False, no_network=True, huge_tree=True)
+                                 tag=(*ARTICLE_TAGS, "ReferenceList"), **XML_OPTIONS)
         count = 0
         try:
             for _, element in events:
@@ -85,10 +98,11 @@ def _iter_articles(source: Source) -> Iterator[etree._Element]:
                 _free(element)
                 count += 1
         except etree.XMLSyntaxError as exc:
-            raise InputError(name, f"not well-formed PubMed XML ({exc.msg}); the file is "
+            message = " ".join(str(exc.msg).split())
+            raise InputError(name, f"not well-formed PubMed XML ({message}); the file is "
                                    "truncated or corrupt, fetch it again",
                              line=exc.lineno or None) from None
-        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
             raise InputError(name, f"cannot read ({exc}); fetch the file again") from None
         root = events.root
         if root is None or root.tag not in PUBMED_ROOTS:
@@ -158,7 +172,7 @@ class _NonEmptyReader:
                 if not chunk:
                     return None
                 head += chunk
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(name, f"cannot read ({exc}); fetch the file again") from None
         return cls(head, stream)
 
@@ -179,6 +193,8 @@ def _record_from(article: etree._Element, source: Source) -> dict:
     fields = _book_fields(article) if book else _journal_article_fields(article)
     if not fields["pmid"]:
         raise _incomplete(article, source, "no PMID")
+    if not _DIGITS.fullmatch(fields["pmid"]):
+        raise _incomplete(article, source, f"PMID {fields['pmid'][:20]!r}, not a number,")
     return new_record("pubmed", source_id=fields["pmid"], **fields)
 
 
@@ -369,13 +385,13 @@ def _pub_date(date: etree._Element | None) -> tuple[int | None, str | None]:
 
 def _month_name(month: str | None) -> str | None:
     """PubMed prints months as "Mar"; some dates carry them as numbers."""
-    if month and month.isdigit() and 1 <= int(month) <= 12:
+    if month and _DIGITS.fullmatch(month) and 1 <= int(month) <= 12:
         return _MONTHS[int(month) - 1]
     return month
 
 
 def _day(day: str | None) -> str | None:
-    return str(int(day)) if day and day.isdigit() else day
+    return str(int(day)) if day and _DIGITS.fullmatch(day) else day
 
 
 def _entrez_date(history: etree._Element | None) -> str | None:
@@ -386,11 +402,13 @@ def _entrez_date(history: etree._Element | None) -> str | None:
     if not dates:
         return None
     date = dates[0]
-    try:
-        year, month, day = (int(date.findtext(part)) for part in ("Year", "Month", "Day"))
-    except (TypeError, ValueError):
+    parts = [(date.findtext(part) or "").strip() for part in ("Year", "Month", "Day")]
+    if not all(_DIGITS.fullmatch(part) for part in parts):
         return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
+    try:
+        return dt.date(*map(int, parts)).isoformat()
+    except ValueError:  # no such day
+        return None
 
 
 def _journal_title(journal: etree._Element | None, citation: etree._Element) -> str | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 ON_TOPIC, CANNOT_TELL, OFF_TOPIC = "on topic", "cannot tell", "off topic"
+#: Brackets nested deeper than this are refused (PubMed's own queries nest a few levels).
+MAX_NESTING = 100
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"\s*(\[[^\]]*\])?|([^\s()"\[]+)\s*(\[[^\]]*\])?)')
 _OPERATORS = {"AND", "OR", "NOT"}
@@ -94,23 +96,26 @@ def parse_query(query: str) -> Node | Term | None:
     return tree
 
 
-def _parse_sequence(tokens: list, at: int) -> tuple[Node | Term, int]:
-    left, at = _parse_operand(tokens, at)
+def _parse_sequence(tokens: list, at: int, depth: int = 0) -> tuple[Node | Term, int]:
+    left, at = _parse_operand(tokens, at, depth)
     while at < len(tokens) and tokens[at] != ")":
         operator = "AND"
         if tokens[at] in _OPERATORS:
             operator, at = tokens[at], at + 1
-        right, at = _parse_operand(tokens, at)
+        right, at = _parse_operand(tokens, at, depth)
         left = Node(operator, left, right)
     return left, at
 
 
-def _parse_operand(tokens: list, at: int) -> tuple[Node | Term, int]:
+def _parse_operand(tokens: list, at: int, depth: int = 0) -> tuple[Node | Term, int]:
     if at >= len(tokens):
         raise QuerySyntaxError("the query ends where a term was expected")
     token = tokens[at]
     if token == "(":
-        inner, at = _parse_sequence(tokens, at + 1)
+        if depth >= MAX_NESTING:
+            raise QuerySyntaxError(f"brackets nested more than {MAX_NESTING} deep; "
+                                   "simplify the query")
+        inner, at = _parse_sequence(tokens, at + 1, depth + 1)
         if at >= len(tokens) or tokens[at] != ")":
             raise QuerySyntaxError("unbalanced brackets in the query")
         return inner, at + 1
@@ -121,11 +126,14 @@ def _parse_operand(tokens: list, at: int) -> tuple[Node | Term, int]:
 
 def and_blocks(tree: Node | Term | None) -> list[Node | Term]:
     """The top-level parts joined by AND: the query's concept blocks."""
-    if tree is None:
-        return []
-    if isinstance(tree, Node) and tree.operator == "AND":
-        return and_blocks(tree.left) + and_blocks(tree.right)
-    return [tree]
+    blocks, pending = [], [tree] if tree is not None else []
+    while pending:  # a loop, not recursion: a query may chain thousands of terms
+        node = pending.pop()
+        if isinstance(node, Node) and node.operator == "AND":
+            pending += [node.right, node.left]
+        else:
+            blocks.append(node)
+    return blocks
 
 
 _NON_WORD = re.compile(r"[^a-z0-9*\s-]+")
@@ -189,16 +197,21 @@ def _term_matches(term: Term, fields: RecordFields, where: str) -> bool:
 def matches(tree: Node | Term, fields: RecordFields, where: str = "any") -> bool:
     """Whether the record satisfies the (sub)query. `where` = "text" limits every term to
     the title and abstract, whatever its tag says."""
-    if isinstance(tree, Term):
-        if where == "text":
-            return fields.in_text(tree.text)
-        return _term_matches(tree, fields, where)
-    left = matches(tree.left, fields, where)
-    if tree.operator == "AND":
-        return left and matches(tree.right, fields, where)
-    if tree.operator == "OR":
-        return left or matches(tree.right, fields, where)
-    return left and not matches(tree.right, fields, where)
+    # Operators chain to the left ("a OR b OR c" is ((a OR b) OR c)), so the left spine
+    # is walked in a loop and only brackets (at most MAX_NESTING deep) recurse.
+    spine = []
+    while isinstance(tree, Node):
+        spine.append(tree)
+        tree = tree.left
+    result = fields.in_text(tree.text) if where == "text" else _term_matches(tree, fields, where)
+    for node in reversed(spine):
+        if node.operator == "AND":
+            result = result and matches(node.right, fields, where)
+        elif node.operator == "OR":
+            result = result or matches(node.right, fields, where)
+        else:
+            result = result and not matches(node.right, fields, where)
+    return result
 
 
 @dataclass(frozen=True)
