@@ -49,8 +49,24 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_ncbi(monkeypatch):
+def _no_real_ncbi(request, monkeypatch):
     """No test may reach NCBI: point the client at an address that refuses connections
-    unless a test starts the local E-utilities server and sets NCBI_EUTILS_URL itself."""
+    unless a test starts the local E-utilities server and sets NCBI_EUTILS_URL itself.
+    Tests marked `network` (opt-in: -m network) talk to the real service."""
+    if request.node.get_closest_marker("network"):
+        monkeypatch.delenv("NCBI_EUTILS_URL", raising=False)
+        return
     monkeypatch.setenv("NCBI_EUTILS_URL", "http://127.0.0.1:9/entrez/eutils/")
     monkeypatch.delenv("NCBI_API_KEY", raising=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that talk to the real NCBI run only when asked for (`pytest -m network`), as
+    Biopython's online tests do."""
+    if "network" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="talks to the real NCBI service: run `pytest -m network` "
+                                   "on a machine with internet access")
+    for item in items:
+        if item.get_closest_marker("network"):
+            item.add_marker(skip)

@@ -73,7 +73,7 @@ def test_bad_name_is_reported_with_its_line(tmp_path):
 
 def test_yaml_syntax_error_names_line(tmp_path):
     path = write(tmp_path, "name: [unclosed\n")
-    with pytest.raises(ConfigError, match="line"):
+    with pytest.raises(ConfigError, match=r"topic.yaml:2: .*fix the YAML syntax"):
         load_topic(path)
 
 

@@ -22,8 +22,8 @@ from test_search_run import UNTIL, pmids_between, topic_for
 
 def faulty_client(**kwargs) -> EutilsClient:
     """The client as a run makes it, with short waits so that the test is quick: a
-    2-second read timeout (stalls last 3 s) and a backoff of 0.02 s."""
-    return EutilsClient(timeout=2.0, backoff=0.02, **kwargs)
+    1-second read timeout (stalls last 1.5 s) and a backoff of 0.02 s."""
+    return EutilsClient(timeout=1.0, backoff=0.02, **kwargs)
 
 
 def run_files(run: Path) -> tuple[bytes, dict]:
@@ -45,7 +45,7 @@ def clean(clone_server, tmp_path):
 def test_a_search_through_random_faults_ends_with_the_records_of_a_clean_run(
         clone_server, clean, tmp_path, seed):
     topic = topic_for(tmp_path, batch_size=5)
-    clone_server.random_faults(0.15, seed=seed)
+    clone_server.random_faults(0.15, seed=seed, stall_seconds=1.5, slow_seconds=0.2)
     client = faulty_client()
     run = search_topic(topic, tmp_path / "out", UNTIL, client=client)
     assert sum(clone_server.injected.values()) >= 2, "the faults were injected"
@@ -60,7 +60,7 @@ def test_a_search_through_random_faults_ends_with_the_records_of_a_clean_run(
 def test_a_fault_that_persists_fails_with_what_to_do_and_the_next_run_completes(
         clone_server, clean, tmp_path, kind):
     topic = topic_for(tmp_path, batch_size=5)
-    clone_server.fail(kind, endpoint="efetch", skip=2, times=1000, seconds=3.0)
+    clone_server.fail(kind, endpoint="efetch", skip=2, times=1000, seconds=1.5)
     with pytest.raises(CmosynthError) as failure:
         search_topic(topic, tmp_path / "out", UNTIL, client=faulty_client(max_retries=2))
     message = str(failure.value)

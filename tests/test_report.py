@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from conftest import read_csv, write_csv
 from cmosynth.errors import InputError
 from cmosynth.extract import CONFLICT_COLUMNS
-from cmosynth.records import new_record, write_records
+from cmosynth.records import new_record, read_records, write_records
 from cmosynth.report import report_topic
 from cmosynth.report.flow_svg import render_flow_svg
 from cmosynth.report.prisma import count_screening, prisma_counts, prisma_csv_rows
@@ -256,3 +256,25 @@ def test_a_table_longer_than_a_sheet_is_cut_with_a_note_naming_the_csv():
     assert len(cut) == 6 and cut[:5] == rows[:5]
     assert cut[-1] == ["... 6 more rows: the whole table is dedup/pairs_to_review.csv"]
     assert list(fit_sheet(rows, "x.csv", limit=11)) == rows
+
+
+def test_record_text_is_escaped_everywhere_in_the_report(topic_dir, tmp_path):
+    """Titles, journals, quotes and the topic's own words may hold markup: the report shows
+    them as text, and no element or script they spell is created."""
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    records = list(read_records(topic_dir / "dedup" / "records.jsonl"))
+    for record in records:
+        record["title"] = f"{record['title']} {hostile}"
+        record["journal"] = hostile
+    write_records(topic_dir / "dedup" / "records.jsonl", records)
+    write_records(topic_dir / "screen" / "included.jsonl",
+                  [r for r in records if r["record_id"] in ("pmid:1", "pmid:2", "pmid:5")])
+    topic = {"name": "tiny", "title": f"A review {hostile}", "description": hostile,
+             "codebook": str(REPO / "config" / "codebooks" / "coproduction.yaml"),
+             "search": {"imports": [], "pubmed": {"query": f"co-production {hostile}"}},
+             "_path": "tiny.yaml"}
+    html = (report_topic(topic, tmp_path / "outputs") / "index.html").read_text("utf-8")
+    assert "<script" not in html.lower() and "<img src=x" not in html
+    assert "&lt;script&gt;" in html
+    root = etree.fromstring(html.encode(), etree.HTMLParser())
+    assert not root.xpath("//script") and not root.xpath("//img[@onerror]")

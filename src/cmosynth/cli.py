@@ -300,7 +300,7 @@ def _add_validate(sub) -> None:
                        "reject: the schema (misspelt keys get the nearest key suggested), "
                        "dates, the query, unsafe names, the codebook and every file named. "
                        "One line per problem (file:line: key: what is wrong); exit 2 if any "
-                       "is an error. Warnings (an empty import file) do not fail.")
+                       "is an error (an empty import file is one).")
     p.add_argument("topics", nargs="+", type=Path, help="topic files")
     p.set_defaults(run=_run_validate)
 

@@ -81,9 +81,11 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(path, None, f"{where}{problem}; fix the YAML syntax") from None
+        error = ConfigError(f"{path}:{mark.line + 1}" if mark else path, None,
+                            f"{problem}; fix the YAML syntax")
+        error.line = mark.line + 1 if mark else None
+        raise error from None
 
 
 ERROR, WARNING = "error", "warning"
@@ -161,6 +163,9 @@ def validate(data: Any, schema: dict, path: str | Path) -> dict:
     path = Path(path)
     if data is None:
         data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, None, f"holds a YAML {type(data).__name__}, not keys and "
+                          "values; start from a copy of config/topics/coproduction.yaml")
     problems = schema_problems(data, schema, path)
     if problems:
         first = problems[0]
@@ -177,7 +182,13 @@ def load_topic(path: str | Path) -> dict:
     config/codebooks/<name>.yaml beside the topics folder).
     """
     path = Path(path)
-    return with_derived_values(validate(read_yaml(path), load_schema("topic"), path), path)
+    topic = with_derived_values(validate(read_yaml(path), load_schema("topic"), path), path)
+    # an impossible date (2020/13/45) or a blank query is refused here, by every command,
+    # not at search time
+    parse_date(topic["search"]["pubmed"]["mindate"], "search.pubmed.mindate", path)
+    if not topic["search"]["pubmed"]["query"].strip():
+        raise ConfigError(path, "search.pubmed.query", "the query is empty")
+    return topic
 
 
 def with_derived_values(topic: dict, path: Path) -> dict:

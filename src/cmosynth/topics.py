@@ -13,24 +13,29 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cmosynth.config import (ERROR, WARNING, Problem, _DefaultFillingValidator, _yaml_line,
-                             holds_nothing, load_schema, parse_date, read_yaml,
-                             schema_problems, with_derived_values)
+from cmosynth.config import (ERROR, Problem, _DefaultFillingValidator, _yaml_line,
+                             load_schema, parse_date, read_yaml, schema_problems,
+                             with_derived_values)
 from cmosynth.errors import ConfigError
 from cmosynth.extract.codebook import load_codebook
+from cmosynth.imports.registry import holds_no_text
 from cmosynth.reviewers import KINDS, topic_key
 from cmosynth.screen.topicality import QuerySyntaxError, parse_query
 
 
 def _read(path: Path) -> tuple[Any, list[Problem]]:
+    """The file's YAML as a mapping ({} for an empty file), or the problem with it."""
     try:
-        return read_yaml(path), []
+        data = read_yaml(path)
+        if data is None:
+            return {}, []
+        if not isinstance(data, dict):
+            return None, [Problem(str(path), 1, "", f"holds a YAML {type(data).__name__}, "
+                                  "not keys and values; start from a copy of an example")]
+        return data, []
     except ConfigError as error:
-        message = str(error).split(": ", 1)[-1]
-        line = re.match(r"line (\d+): ", message)
-        if line:
-            message = message[line.end():]
-        return None, [Problem(str(path), int(line.group(1)) if line else None, "", message)]
+        return None, [Problem(str(path), getattr(error, "line", None), "",
+                              str(error).split(": ", 1)[-1])]
 
 
 def _listed(value) -> list[str]:
@@ -40,7 +45,8 @@ def _listed(value) -> list[str]:
 
 
 def _file_problems(topic: dict, path: Path) -> list[Problem]:
-    """Every file the topic names: missing ones are errors, empty imports warnings."""
+    """Every file the topic names: missing ones are errors, and so are empty imports, as
+    reading them would be (`cmosynth.imports.read_records_file`)."""
     problems = []
     named = [("search.imports", f) for f in _listed(topic["search"]["imports"])]
     for kind in KINDS:   # reviewer files: a pattern with `*` may match nothing yet
@@ -56,9 +62,10 @@ def _file_problems(topic: dict, path: Path) -> list[Problem]:
         if not file.exists():
             problems.append(Problem(str(path), line, key, f"file not found: {name} (paths "
                                     "are relative to the folder you run from)"))
-        elif key == "search.imports" and holds_nothing(file):
-            problems.append(Problem(str(path), line, key, f"{name} is empty: it adds no "
-                                    "records", WARNING))
+        elif key == "search.imports" and file.is_file() and holds_no_text(file):
+            problems.append(Problem(str(path), line, key, f"{name} is empty: it holds no "
+                                    "records; check the export (export it again, or remove "
+                                    "it from search.imports)"))
     return problems
 
 
@@ -127,9 +134,12 @@ def checked_topic(path: str | Path) -> dict:
     are not errors)."""
     topic, problems = check_topic(path)
     errors = [p for p in problems if p.severity == ERROR]
-    if errors:
-        raise ConfigError(path, None, "\n" + "\n".join(map(str, errors)) if len(errors) > 1
-                          else str(errors[0]).split(": ", 1)[-1])
+    if errors:   # one line: the first problem, in its own file, and where to see the rest
+        first = errors[0]
+        more = (f" (and {len(errors) - 1} more: `cmosynth validate {path}` lists them)"
+                if len(errors) > 1 else "")
+        where = f"{first.path}:{first.line}" if first.line else first.path
+        raise ConfigError(where, first.key or None, f"{first.message}{more}")
     return topic
 
 

@@ -203,6 +203,11 @@ def extract_all(records: Iterable[dict], codebook: Codebook,
                     for k, (c, e, m) in enumerate(zip(coded, evidence, mine), start=1)]
         numbered += new_rows
         coded_rows += [(row, m) for row, m in zip(new_rows, mine) if m is not None]
+    strays = sorted({k for k, v in linked_by_hand.items() if v} - {r["record_id"] for r in records})
+    if strays:
+        log.warning("%d record(s) with CMOCs linked by hand are not among the records "
+                    "extracted (e.g. %s, no longer included?); their CMOCs are left out",
+                    len(strays), strays[0])
     rows: list[dict] = []
     for record in track(records, "linking CMOCs", total=len(records)):
         if linked_by_hand.get(record["record_id"]):
