@@ -87,6 +87,21 @@ def test_a_file_without_a_column_the_workspace_writes_is_refused_not_rewritten(t
     assert path.read_text("utf-8").endswith("r1,include\nr2,exclude\n")
 
 
+def test_a_hand_made_file_without_the_reviewer_column_is_added_to(tmp_path):
+    """A coding file copied from sentences.csv by hand has no reviewer or section column:
+    the file's name says who coded it, so the workspace adds rows without them."""
+    path = tmp_path / "alice.csv"
+    path.write_text("record_id,sentence,roles\npmid:1,2,context\n", encoding="utf-8")
+    append_rows(path, [{"record_id": "pmid:1", "sentence": 3, "section": "abstract",
+                        "roles": "outcome", "reviewer": "alice", "text": "A sentence."}],
+                COLUMNS["coding"])
+    assert path.read_text("utf-8") == ("record_id,sentence,roles\npmid:1,2,context\n"
+                                       "pmid:1,3,outcome\n")
+    with pytest.raises(InputError, match="lacks column.*reviewer"):
+        append_rows(path, [{"record_id": "pmid:1", "sentence": 4, "roles": "",
+                            "reviewer": "consensus"}], COLUMNS["coding"])
+
+
 def test_a_write_that_fails_halfway_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "alice.csv"
     append_rows(path, [{"record_id": "r1", "decision": "include"}], COLUMNS["decisions"])

@@ -154,7 +154,8 @@ def append_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, object]],
         text, encoding = _read_text(path) if path.exists() else ("", "utf-8")
         header = _header(text, path) if text.strip() else list(columns)
         lowered = [c.strip().lower() for c in header]
-        missing = [c for c in columns if c not in lowered and any(r.get(c) for r in rows)]
+        missing = [c for c in columns if c not in lowered
+                   and any(r.get(c) and not _droppable(c, r[c], path) for r in rows)]
         if missing:
             raise InputError(path, f"lacks column(s) {', '.join(missing)} that the workspace "
                                    f"writes; add them to the header line", line=1)
@@ -170,6 +171,13 @@ def append_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, object]],
             writer.writerow([_cell(row.get(name, "")) for name in lowered])
         with atomic_write(path, encoding=encoding, newline="") as handle:
             handle.write(text + out.getvalue())
+
+
+def _droppable(column: str, value: object, path: Path) -> bool:
+    """Whether a file may lack this cell without losing what it says: the reviewer when it
+    is the file's own name (readers take the name then), and the sentence's section and
+    text, which only help a person read the row."""
+    return column in ("section", "text") or (column == "reviewer" and value == path.stem)
 
 
 def _cell(value: object) -> str:
