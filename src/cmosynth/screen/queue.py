@@ -60,6 +60,7 @@ class ScreeningQueue:
         self.stopping = settings["stopping"]
         rules = criteria_rules(settings["criteria"])
         self.rule_reasons = [rule_exclusion(r, rules) or "" for r in records]
+        self._ruled = np.array([bool(reason) for reason in self.rule_reasons], dtype=bool)
         texts = [record_text(r.get("title"), r.get("abstract")) for r in records]
         profile = topic_profile(dict(topic), texts)
         self.features, profile_features = text_features(texts, profile, kind=self.model.features)
@@ -126,9 +127,8 @@ class ScreeningQueue:
             scores, decided = self.scores, self._decided_mask
         if decided.all():
             return None
-        ruled = np.fromiter((bool(r) for r in self.rule_reasons), bool, len(self.records))
-        # rank key: open records first, then by score (ties by position, i.e. record_id)
-        key = np.where(decided, -np.inf, scores - 2.0 * ruled)
+        # open records first (scores lie in 0..1), then by score; ties by position
+        key = np.where(decided, -np.inf, scores - 2.0 * self._ruled)
         return self.records[int(np.argmax(key))]
 
     def score_of(self, record_id: str) -> float:

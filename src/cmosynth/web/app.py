@@ -52,7 +52,6 @@ def _environment() -> jinja2.Environment:
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["percent"] = lambda v: "" if v is None else f"{v:.0%}"
-    env.filters["tojson_attr"] = lambda v: json.dumps(v)
     return env
 
 
