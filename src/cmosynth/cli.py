@@ -409,9 +409,7 @@ def _add_lab(sub) -> None:
                        "code sentences and link CMOCs, resolve conflicts between reviewers, "
                        "and rerun the workflow. It writes only your reviewer files "
                        "(reviews/<topic>/... unless the topic names others).")
-    p.add_argument("topic", type=Path, help="topic YAML file")
-    p.add_argument("--outputs", type=Path, default=Path("outputs"),
-                   help="outputs folder (default: outputs)")
+    _add_topic_arguments(p)
     p.add_argument("--reviewer", default=None,
                    help="your name, which names your files (default: your login name)")
     p.add_argument("--host", default="127.0.0.1",

@@ -194,10 +194,14 @@ def read_coding_file(path: str | Path) -> list[CodedByReviewer]:
 
 def read_coding(paths: Iterable[str | Path]) -> CodingTable:
     """(record_id, sentence number) -> reviewer -> the reviewer's last coding of it."""
+    return coding_table(row for path in paths for row in read_coding_file(path))
+
+
+def coding_table(rows: Iterable[CodedByReviewer]) -> CodingTable:
+    """The same table from rows already read, in reading order (later rows win)."""
     coding: CodingTable = {}
-    for path in paths:
-        for row in read_coding_file(path):
-            coding.setdefault((row.record_id, row.sentence), {})[row.reviewer] = row
+    for row in rows:
+        coding.setdefault((row.record_id, row.sentence), {})[row.reviewer] = row
     return coding
 
 
@@ -223,7 +227,7 @@ def match_coding(texts: Iterable[tuple[str, str]], coding: CodingTable
                             row.line, row.sentence, record_id, _shorten(text))
         if current:
             used.add(key)
-        matched.append(_sentence_coding(current) if current else None)
+        matched.append(sentence_coding(current) if current else None)
     unused = [row for key, rows in coding.items() if key not in used
               and (key[0] not in numbers or key[1] > numbers[key[0]]) for row in rows.values()]
     if unused:
@@ -235,7 +239,8 @@ def match_coding(texts: Iterable[tuple[str, str]], coding: CodingTable
     return matched
 
 
-def _sentence_coding(rows: Mapping[str, CodedByReviewer]) -> SentenceCoding:
+def sentence_coding(rows: Mapping[str, CodedByReviewer]) -> SentenceCoding:
+    """One sentence's coding from each reviewer's row (reviewer -> row), consensus apart."""
     consensus = next((row for name, row in rows.items() if _is_consensus(name)), None)
     return SentenceCoding({name: row for name, row in rows.items() if not _is_consensus(name)},
                           consensus)

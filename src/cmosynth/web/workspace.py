@@ -29,7 +29,7 @@ from cmosynth.dedup import read_overrides, settle_overrides
 from cmosynth.errors import CmosynthError, ConfigError, InputError
 from cmosynth.extract.codebook import ROLES, Codebook, load_codebook
 from cmosynth.extract.coding import (CodedByReviewer, coding_agreement, coding_sheet,
-                                     read_coding_file, _sentence_coding)
+                                     coding_table, read_coding_file, sentence_coding)
 from cmosynth.extract.configurations import ReviewerConfiguration, read_configuration_file
 from cmosynth.files import read_csv_rows
 from cmosynth.records import read_records
@@ -545,20 +545,18 @@ class Workspace:
         return {"agreement": agreed, "conflicts": conflicts}
 
     def coding_conflicts(self) -> dict:
-        table: dict[tuple[str, int], dict[str, CodedByReviewer]] = {}
-        for row in self.coding_files.current():
-            table.setdefault((row.record_id, row.sentence), {})[row.reviewer] = row
-        codings = [_sentence_coding(rows) for rows in table.values()]
+        table = coding_table(self.coding_files.current())
+        codings = {key: sentence_coding(rows) for key, rows in table.items()}
         conflicts = []
         for (record_id, number), rows in sorted(table.items()):
-            coding = _sentence_coding(rows)
+            coding = codings[(record_id, number)]
             if coding.conflict:
                 conflicts.append({"record_id": record_id, "sentence": number,
                                   "text": next(iter(rows.values())).text or "",
                                   "views": coding.views, "consensus": coding.consensus})
         reviewers = {name for rows in table.values() for name in rows
                      if name.lower() != CONSENSUS_REVIEWER}
-        return {"agreement": coding_agreement(codings) if len(reviewers) > 1 else None,
+        return {"agreement": coding_agreement(codings.values()) if len(reviewers) > 1 else None,
                 "conflicts": conflicts}
 
     def settle_screening(self, record_id: str, decision: str, reason: str) -> None:
